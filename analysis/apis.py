@@ -1,0 +1,189 @@
+"""Researcher API: token-authenticated, and a study's data only for its researchers."""
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, StreamingHttpResponse
+from django.utils.decorators import method_decorator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analysis import exports, selectors
+from analysis.aggregation import Method
+from elicitation import selectors as elicitation_selectors
+from elicitation.models import Study
+
+
+class IdCursorPagination(CursorPagination):
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def study_for_researcher(*, slug: str, request: Request) -> Study:
+    try:
+        study = elicitation_selectors.study_get_by_slug(slug=slug)
+    except Study.DoesNotExist as exc:
+        raise Http404("No such study.") from exc
+    if not elicitation_selectors.study_is_researcher(study=study, user_id=request.user.pk):
+        raise PermissionDenied("You are not a researcher of this study.")
+    return study
+
+
+def method_from_query(request: Request, study: Study) -> Method:
+    """?method=NAME&gamma=G&smoothing=E&exclude_repeats=true, defaulting to the study's method."""
+    q = request.query_params
+    default = selectors.study_default_method(study=study)
+    if not any(k in q for k in ("method", "gamma", "smoothing", "exclude_repeats")):
+        return default
+    try:
+        return Method(
+            name=q.get("method", default.name),
+            gamma=float(q.get("gamma", default.gamma)),
+            smoothing=float(q.get("smoothing", default.smoothing)),
+            include_repeats=q.get("exclude_repeats", "false").lower() not in ("1", "true", "yes"),
+        )
+    except ValueError as exc:
+        raise serializers.ValidationError({"method": str(exc)}) from exc
+
+
+METHOD_PARAMETERS = [
+    OpenApiParameter("method", OpenApiTypes.STR, description="Construction name"),
+    OpenApiParameter("gamma", OpenApiTypes.FLOAT, description="Clamp mass γ"),
+    OpenApiParameter("smoothing", OpenApiTypes.FLOAT, description="Label smoothing ε"),
+    OpenApiParameter("exclude_repeats", OpenApiTypes.BOOL, description="Leave repeats out"),
+]
+
+
+class StudyOutputSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    title = serializers.CharField()
+    trial_type = serializers.CharField()
+    status = serializers.CharField()
+    classes = serializers.ListField(child=serializers.CharField())
+    participants_per_batch = serializers.IntegerField()
+    label_method = serializers.CharField()
+    label_params = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class StudyListApi(APIView):
+    @extend_schema(responses=StudyOutputSerializer(many=True), summary="Your studies")
+    def get(self, request: Request) -> Response:
+        studies = elicitation_selectors.study_list_for_user(user_id=request.user.pk)
+        return Response(StudyOutputSerializer(studies, many=True).data)
+
+
+class StudyDetailApi(APIView):
+    @extend_schema(responses=StudyOutputSerializer, summary="One study")
+    def get(self, request: Request, slug: str) -> Response:
+        study = study_for_researcher(slug=slug, request=request)
+        return Response(StudyOutputSerializer(study).data)
+
+
+class ResponseListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        participant = serializers.CharField()
+        platform = serializers.CharField()
+        external_id = serializers.CharField()
+        batch = serializers.IntegerField(allow_null=True)
+        stimulus = serializers.CharField()
+        kind = serializers.CharField()
+        position = serializers.IntegerField()
+        rt_ms = serializers.IntegerField()
+        top_class = serializers.CharField(allow_blank=True)
+        p1 = serializers.FloatField(allow_null=True)
+        second_class = serializers.CharField(allow_null=True)
+        p2 = serializers.FloatField(allow_null=True)
+        impossible = serializers.ListField(child=serializers.CharField())
+        class_order = serializers.ListField(child=serializers.CharField(), allow_null=True)
+        value = serializers.DictField()
+        raw = serializers.JSONField()
+        client_key = serializers.UUIDField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("participant", OpenApiTypes.UUID, description="Session token"),
+            OpenApiParameter("stimulus", OpenApiTypes.STR, description="Stimulus key"),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+            OpenApiParameter("page_size", OpenApiTypes.INT),
+        ],
+        responses=OutputSerializer(many=True),
+        summary="A study's responses, oldest first (cursor-paginated)",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        study = study_for_researcher(slug=slug, request=request)
+        participant = request.query_params.get("participant")
+        if participant:
+            serializers.UUIDField().run_validation(participant)
+        qs = elicitation_selectors.response_list(
+            study=study,
+            participant_token=participant,
+            stimulus_key=request.query_params.get("stimulus"),
+        ).select_related("participant__batch")
+        paginator = IdCursorPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        data = [exports.response_record_dict(study, r) for r in page]
+        return paginator.get_paginated_response(self.OutputSerializer(data, many=True).data)
+
+
+class SoftLabelListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        stimulus = serializers.CharField(source="stimulus.key")
+        method = serializers.CharField()
+        params = serializers.DictField()
+        probs = serializers.ListField(child=serializers.FloatField())
+        n_annotations = serializers.IntegerField()
+        n_annotators = serializers.IntegerField()
+        entropy = serializers.FloatField()
+        updated_at = serializers.DateTimeField()
+
+    @extend_schema(
+        parameters=[*METHOD_PARAMETERS, OpenApiParameter("cursor", OpenApiTypes.STR)],
+        responses=OutputSerializer(many=True),
+        summary="Stored soft labels of a study under one method (default: the study's)",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        study = study_for_researcher(slug=slug, request=request)
+        method = method_from_query(request, study)
+        qs = selectors.soft_label_list(study=study, method=method).order_by("id")
+        paginator = IdCursorPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        response = paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        assert isinstance(response.data, dict)
+        response.data["classes"] = study.classes
+        return response
+
+
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class ExportApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("what", OpenApiTypes.STR, enum=list(exports.WHATS), required=True),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=list(exports.FORMATS), required=True),
+            *METHOD_PARAMETERS,
+        ],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Stream an export (the same files as `manage.py export`)",
+    )
+    def get(self, request: Request, slug: str) -> StreamingHttpResponse:
+        study = study_for_researcher(slug=slug, request=request)
+        what = request.query_params.get("what", "")
+        fmt = request.query_params.get("format", "")
+        try:
+            stream = exports.export_stream(
+                study=study, what=what, fmt=fmt, method=method_from_query(request, study)
+            )
+        except exports.ExportError as exc:
+            raise serializers.ValidationError({"export": str(exc)}) from exc
+        ext = "index.csv" if fmt == "npy-index" else fmt
+        response = StreamingHttpResponse(stream, content_type=exports.CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-{what}.{ext}"'
+        return response

@@ -1,0 +1,280 @@
+"""Streaming exports: each writer yields text or bytes chunks and never holds the whole study.
+
+The same generators serve `manage.py export` (written to a file) and the REST API
+(StreamingHttpResponse), so both give byte-identical files.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analysis import aggregation, selectors
+from analysis.aggregation import Method
+from elicitation.models import Response, Study, Trial
+
+WHATS = ("responses", "annotation-soft-labels", "soft-labels")
+FORMATS = ("csv", "json", "jsonl", "npy", "npy-index")
+CONTENT_TYPES = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+    "npy": "application/octet-stream",
+    "npy-index": "text/csv",
+}
+CHUNK = 2000
+
+
+class ExportError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class AnnotationRow:
+    stimulus_key: str
+    participant: str
+    kind: str
+    response_id: int
+    probs: np.ndarray
+
+
+def _csv_line(values: list[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
+
+
+def _class_name(study: Study, index: int | None) -> str:
+    return "" if index is None else study.classes[index]
+
+
+def response_record_dict(study: Study, r: Response) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "participant": str(r.participant.token),
+        "platform": r.participant.platform,
+        "external_id": r.participant.external_id,
+        "batch": r.participant.batch.number if r.participant.batch else None,
+        "stimulus": r.stimulus.key,
+        "kind": r.kind,
+        "position": r.position,
+        "rt_ms": r.rt_ms,
+        "top_class": _class_name(study, r.top_class),
+        "p1": r.p1_pct,
+        "second_class": _class_name(study, r.second_class) or None,
+        "p2": r.p2_pct,
+        "impossible": [study.classes[i] for i in r.impossible],
+        "class_order": r.display.get("class_order"),
+        "value": r.value,
+        "raw": r.raw,
+        "client_key": str(r.client_key),
+        "created_at": r.created_at.isoformat(),
+    }
+
+
+RESPONSE_COLUMNS = [
+    "id",
+    "participant",
+    "platform",
+    "external_id",
+    "batch",
+    "stimulus",
+    "kind",
+    "position",
+    "rt_ms",
+    "top_class",
+    "p1",
+    "second_class",
+    "p2",
+    "impossible",
+    "class_order",
+    "value",
+    "raw",
+    "client_key",
+    "created_at",
+]
+
+
+def _responses(study: Study) -> Iterator[dict[str, Any]]:
+    qs = (
+        Response.objects.filter(study=study)
+        .select_related("participant__batch", "stimulus")
+        .order_by("id")
+    )
+    for r in qs.iterator(chunk_size=CHUNK):
+        yield response_record_dict(study, r)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else value
+
+
+def _annotation_rows(study: Study, method: Method) -> Iterator[AnnotationRow]:
+    qs = selectors.categorical_responses(study=study).select_related("participant", "stimulus")
+    if not method.include_repeats:
+        qs = qs.exclude(kind=Trial.Kind.REPEAT)
+    k = study.n_classes
+    for r in qs.iterator(chunk_size=CHUNK):
+        probs = aggregation.construct(selectors.annotation_from_response(r), k, method)
+        yield AnnotationRow(r.stimulus.key, str(r.participant.token), r.kind, r.id, probs)
+
+
+def _annotation_count(study: Study, method: Method) -> int:
+    qs = selectors.categorical_responses(study=study)
+    if not method.include_repeats:
+        qs = qs.exclude(kind=Trial.Kind.REPEAT)
+    return qs.count()
+
+
+def _method_json(method: Method) -> dict[str, Any]:
+    return {"name": method.name, **method.params()}
+
+
+def _npy_header(n: int, k: int) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (n, k)}
+    )
+    return buf.getvalue()
+
+
+def export_stream(
+    *, study: Study, what: str, fmt: str, method: Method | None = None
+) -> Iterator[str | bytes]:
+    if what not in WHATS:
+        raise ExportError(f"Unknown export {what!r}; expected one of {list(WHATS)}.")
+    if fmt not in FORMATS:
+        raise ExportError(f"Unknown format {fmt!r}; expected one of {list(FORMATS)}.")
+    method = method or selectors.study_default_method(study=study)
+    if what == "responses":
+        if fmt.startswith("npy"):
+            raise ExportError("Responses export as csv, json or jsonl, not npy.")
+        return _export_responses(study, fmt)
+    if what == "annotation-soft-labels":
+        return _export_annotations(study, fmt, method)
+    return _export_soft_labels(study, fmt, method)
+
+
+def _export_responses(study: Study, fmt: str) -> Iterator[str]:
+    if fmt == "csv":
+        yield _csv_line(RESPONSE_COLUMNS)
+        for row in _responses(study):
+            yield _csv_line([_csv_cell(row[c]) for c in RESPONSE_COLUMNS])
+    elif fmt == "jsonl":
+        for row in _responses(study):
+            yield json.dumps(row) + "\n"
+    else:
+        yield '{"study": ' + json.dumps(study.slug) + ', "classes": ' + json.dumps(study.classes)
+        yield ', "responses": ['
+        for i, row in enumerate(_responses(study)):
+            yield ("," if i else "") + "\n" + json.dumps(row)
+        yield "\n]}\n"
+
+
+def _export_annotations(study: Study, fmt: str, method: Method) -> Iterator[str | bytes]:
+    classes = study.classes
+    if fmt == "csv":
+        yield _csv_line(["stimulus", "participant", "kind", "response_id", *classes])
+        for a in _annotation_rows(study, method):
+            yield _csv_line(
+                [
+                    a.stimulus_key,
+                    a.participant,
+                    a.kind,
+                    a.response_id,
+                    *(repr(float(p)) for p in a.probs),
+                ]
+            )
+    elif fmt == "jsonl":
+        for a in _annotation_rows(study, method):
+            yield (
+                json.dumps(
+                    {
+                        "stimulus": a.stimulus_key,
+                        "participant": a.participant,
+                        "kind": a.kind,
+                        "response_id": a.response_id,
+                        "probs": a.probs.tolist(),
+                    }
+                )
+                + "\n"
+            )
+    elif fmt == "json":
+        # {"classes", "method", "labels": {stimulus_key: [[p, ...], ...]}}; rows arrive grouped
+        # by stimulus, so each key is written once.
+        yield '{"classes": ' + json.dumps(classes) + ', "method": '
+        yield json.dumps(_method_json(method)) + ', "labels": {'
+        current: str | None = None
+        for a in _annotation_rows(study, method):
+            if a.stimulus_key != current:
+                yield ("]" if current is not None else "") + ("," if current else "")
+                yield "\n" + json.dumps(a.stimulus_key) + ": [" + json.dumps(a.probs.tolist())
+                current = a.stimulus_key
+            else:
+                yield ", " + json.dumps(a.probs.tolist())
+        yield ("]" if current is not None else "") + "\n}}\n"
+    elif fmt == "npy":
+        yield _npy_header(_annotation_count(study, method), len(classes))
+        for a in _annotation_rows(study, method):
+            yield a.probs.astype("<f8").tobytes()
+    else:
+        yield _csv_line(["row", "stimulus", "participant", "kind", "response_id"])
+        for i, a in enumerate(_annotation_rows(study, method)):
+            yield _csv_line([i, a.stimulus_key, a.participant, a.kind, a.response_id])
+
+
+def _export_soft_labels(study: Study, fmt: str, method: Method) -> Iterator[str | bytes]:
+    classes = study.classes
+    labels = selectors.soft_label_list(study=study, method=method)
+    rows = labels.iterator(chunk_size=CHUNK)
+    if fmt == "csv":
+        yield _csv_line(["stimulus", "n_annotations", "n_annotators", "entropy", *classes])
+        for lab in rows:
+            yield _csv_line(
+                [
+                    lab.stimulus.key,
+                    lab.n_annotations,
+                    lab.n_annotators,
+                    repr(lab.entropy),
+                    *(repr(float(p)) for p in lab.probs),
+                ]
+            )
+    elif fmt == "jsonl":
+        for lab in rows:
+            yield (
+                json.dumps(
+                    {
+                        "stimulus": lab.stimulus.key,
+                        "probs": lab.probs,
+                        "n_annotations": lab.n_annotations,
+                        "n_annotators": lab.n_annotators,
+                        "entropy": lab.entropy,
+                    }
+                )
+                + "\n"
+            )
+    elif fmt == "json":
+        yield '{"classes": ' + json.dumps(classes) + ', "method": '
+        yield json.dumps(_method_json(method)) + ', "labels": {'
+        for i, lab in enumerate(rows):
+            body = {
+                "probs": lab.probs,
+                "n_annotations": lab.n_annotations,
+                "n_annotators": lab.n_annotators,
+            }
+            yield ("," if i else "") + "\n" + json.dumps(lab.stimulus.key) + ": " + json.dumps(body)
+        yield "\n}}\n"
+    elif fmt == "npy":
+        yield _npy_header(labels.count(), len(classes))
+        for lab in rows:
+            yield np.asarray(lab.probs, dtype="<f8").tobytes()
+    else:
+        yield _csv_line(["row", "stimulus", "n_annotations", "n_annotators"])
+        for i, lab in enumerate(rows):
+            yield _csv_line([i, lab.stimulus.key, lab.n_annotations, lab.n_annotators])

@@ -1,0 +1,240 @@
+"""The participant journey as a JSON API. The session token in the URL is the credential."""
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from elicitation import selectors, services
+from elicitation.models import Participant, Study
+from elicitation.presenters import session_state
+
+
+def _participant(token: str) -> Participant:
+    try:
+        return selectors.participant_get_by_token(token=token)
+    except (Participant.DoesNotExist, ValidationError) as exc:
+        raise Http404("No session with this token.") from exc
+
+
+class ParticipantApi(APIView):
+    # Participants have no accounts: the unguessable session token is their credential.
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+
+class SessionOutputSerializer(serializers.Serializer):
+    token = serializers.UUIDField()
+    stage = serializers.CharField()
+    study = serializers.DictField()
+    progress = serializers.DictField()
+    trial = serializers.DictField(allow_null=True)
+    next_image_url = serializers.CharField(allow_null=True)
+    consent_html = serializers.CharField()
+    instructions = serializers.ListField(child=serializers.DictField())
+    comprehension = serializers.ListField(child=serializers.DictField())
+    debrief_questions = serializers.ListField(child=serializers.CharField())
+    completion = serializers.DictField(allow_null=True)
+
+
+class SessionStartApi(ParticipantApi):
+    class InputSerializer(serializers.Serializer):
+        study = serializers.SlugField()
+        platform = serializers.ChoiceField(choices=Participant.Platform.choices)
+        external_id = serializers.CharField(max_length=128, required=False, default="")
+        platform_study_id = serializers.CharField(max_length=128, required=False, default="")
+        platform_session_id = serializers.CharField(max_length=128, required=False, default="")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if attrs["platform"] != Participant.Platform.DIRECT and not attrs["external_id"]:
+                raise serializers.ValidationError(
+                    {"external_id": "external_id (PROLIFIC_PID / workerId) is required."}
+                )
+            return attrs
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: SessionOutputSerializer, 200: SessionOutputSerializer},
+        summary="Start a participant session, or resume this worker's existing one",
+        examples=[
+            OpenApiExample(
+                "Prolific",
+                value={
+                    "study": "demo-soft-labels",
+                    "platform": "prolific",
+                    "external_id": "5f1d...",
+                    "platform_study_id": "63a...",
+                    "platform_session_id": "abc...",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            study = selectors.study_get_by_slug(slug=data.pop("study"))
+        except Study.DoesNotExist as exc:
+            raise Http404("No such study.") from exc
+        participant, created = services.participant_start(
+            study=study, user_agent=request.headers.get("User-Agent", ""), **data
+        )
+        return Response(
+            session_state(participant=participant),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class SessionDetailApi(ParticipantApi):
+    @extend_schema(responses=SessionOutputSerializer, summary="Where the session stands now")
+    def get(self, request: Request, token: str) -> Response:
+        participant = services.participant_touch(participant=_participant(token))
+        return Response(session_state(participant=participant))
+
+
+class ConsentApi(ParticipantApi):
+    class InputSerializer(serializers.Serializer):
+        decline = serializers.BooleanField(required=False, default=False)
+        adult = serializers.BooleanField(required=False, default=False)
+        understood = serializers.BooleanField(required=False, default=False)
+        agree = serializers.BooleanField(required=False, default=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if attrs["decline"]:
+                return attrs
+            missing = [k for k in ("adult", "understood", "agree") if not attrs[k]]
+            if missing:
+                raise serializers.ValidationError(
+                    {m: "All three statements must be confirmed to take part." for m in missing}
+                )
+            return attrs
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=SessionOutputSerializer,
+        summary="Give consent (all three statements) or decline",
+    )
+    def post(self, request: Request, token: str) -> Response:
+        participant = _participant(token)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        participant = services.participant_consent(
+            participant=participant, agreed=not serializer.validated_data["decline"]
+        )
+        return Response(session_state(participant=participant))
+
+
+class InstructionsApi(ParticipantApi):
+    @extend_schema(
+        request=None, responses=SessionOutputSerializer, summary="Mark the instructions as read"
+    )
+    def post(self, request: Request, token: str) -> Response:
+        participant = services.participant_instructions_complete(participant=_participant(token))
+        return Response(session_state(participant=participant))
+
+
+class ComprehensionApi(ParticipantApi):
+    class InputSerializer(serializers.Serializer):
+        answers = serializers.ListField(child=serializers.IntegerField(min_value=0))
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=SessionOutputSerializer,
+        summary="Answer the comprehension check (wrong: back to the instructions)",
+    )
+    def post(self, request: Request, token: str) -> Response:
+        participant = _participant(token)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        attempt = services.comprehension_submit(
+            participant=participant, answers=serializer.validated_data["answers"]
+        )
+        participant.refresh_from_db()
+        return Response({**session_state(participant=participant), "passed": attempt.passed})
+
+
+class ResponseCreateApi(ParticipantApi):
+    class InputSerializer(serializers.Serializer):
+        trial = serializers.IntegerField(min_value=1)
+        client_key = serializers.UUIDField()
+        rt_ms = serializers.IntegerField(min_value=0, max_value=24 * 3600 * 1000)
+        answer = serializers.JSONField()
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        trial = serializers.IntegerField(source="trial_id")
+        client_key = serializers.UUIDField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: OutputSerializer, 200: OutputSerializer},
+        summary="Submit the answer to the current trial (idempotent on client_key)",
+        description=(
+            "A repeated submit with the same client_key returns the stored response with status "
+            "200 and writes nothing. For categorical studies `answer` is "
+            '`{"top_class": "Cat", "p1": 60, "second_class": "Dog" | null, "p2": 20 | null, '
+            '"impossible": ["Ship", ...]}` with percentages 0-100.'
+        ),
+        examples=[
+            OpenApiExample(
+                "Categorical",
+                value={
+                    "trial": 17,
+                    "client_key": "0b6c2f7e-3a51-4c1e-9b1a-7a1f1e2d3c4b",
+                    "rt_ms": 8450,
+                    "answer": {
+                        "top_class": "Circle",
+                        "p1": 70,
+                        "second_class": "Square",
+                        "p2": 20,
+                        "impossible": ["Star"],
+                    },
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, token: str) -> Response:
+        participant = _participant(token)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        response, created = services.response_record(
+            participant=participant,
+            trial_id=data["trial"],
+            client_key=data["client_key"],
+            rt_ms=data["rt_ms"],
+            answer=data["answer"],
+        )
+        return Response(
+            self.OutputSerializer(response).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DebriefApi(ParticipantApi):
+    class InputSerializer(serializers.Serializer):
+        answers = serializers.DictField(child=serializers.CharField(allow_blank=True), default=dict)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=SessionOutputSerializer,
+        summary="Answer the debrief and complete the session",
+    )
+    def post(self, request: Request, token: str) -> Response:
+        participant = _participant(token)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        participant = services.participant_debrief_submit(
+            participant=participant, answers=serializer.validated_data["answers"]
+        )
+        return Response(session_state(participant=participant))

@@ -1,0 +1,118 @@
+"""The demo study served by `make demo`: generated shapes, mixup stimuli, a live categorical
+study, and a researcher account. Seeding is idempotent: a second run changes nothing.
+"""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+
+from elicitation import imaging, services, stimulus_services
+from elicitation.models import ImageSet, Study
+
+DEMO_SLUG = "demo-soft-labels"
+DEMO_IMAGE_SET = "demo-shapes"
+DEMO_USERNAME = "researcher"
+# A local demo account only; `make demo` prints it. Real deployments create their own users.
+DEMO_PASSWORD = "hmix-demo-password"  # noqa: S105
+
+CONSENT_HTML = """
+<p>This is a demonstration of H-Mix, a platform for research on how people perceive images.
+You will see small images and say how you think 100 people would label each one.</p>
+<p>It takes about 5 minutes. Taking part is voluntary and you may stop at any time by closing
+the tab. We record your answers and response times, never your name.</p>
+"""
+
+INSTRUCTIONS = [
+    {
+        "title": "What you will see",
+        "html": "<p>Each image shows a simple shape. Some images are a blend of two shapes, "
+        "so they can look ambiguous.</p>",
+    },
+    {
+        "title": "What to answer",
+        "html": "<p>Imagine 100 crowdworkers each labelling the image with one category. "
+        "Tell us the category most of them would choose and what share would choose it, "
+        "optionally a second category and its share, and which categories nobody would "
+        "choose.</p>",
+    },
+    {
+        "title": "Example",
+        "html": "<p>If an image looks mostly like a circle but a bit like a square, you might "
+        "answer: Circle 70%, Square 25%, and tick the shapes that clearly are not there.</p>",
+    },
+]
+
+COMPREHENSION = [
+    {
+        "question": "What do you give for each image?",
+        "options": [
+            "Only the single correct category",
+            "The likely categories and the share of 100 workers choosing each",
+            "A description of the colours",
+        ],
+        "answer": 1,
+    },
+    {
+        "question": "Whose labels do you imagine?",
+        "options": ["My own only", "100 crowdworkers'", "A computer's"],
+        "answer": 1,
+    },
+]
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    study: Study
+    created: bool
+
+
+@transaction.atomic
+def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> DemoInfo:
+    User = get_user_model()
+    user, user_created = User.objects.get_or_create(
+        username=DEMO_USERNAME, defaults={"is_staff": True, "email": "researcher@example.org"}
+    )
+    if user_created:
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label__in=["elicitation", "analysis"])
+        )
+
+    existing = Study.objects.filter(slug=DEMO_SLUG).first()
+    if existing is not None:
+        return DemoInfo(study=existing, created=False)
+
+    image_set = ImageSet.objects.filter(name=DEMO_IMAGE_SET).first()
+    if image_set is None:
+        image_set = stimulus_services.image_set_create(
+            name=DEMO_IMAGE_SET,
+            source=ImageSet.Source.DEMO,
+            images=imaging.generate_demo_images(per_class=per_class, seed=0),
+        )
+    study = services.study_create(
+        slug=DEMO_SLUG,
+        title="Demo: how would 100 people label these shapes?",
+        trial_type=Study.TrialType.CATEGORICAL,
+        owner_id=user.id,
+        classes=list(imaging.DEMO_CLASSES),
+        participants_per_batch=10,
+        repeats=2,
+        consent_html=CONSENT_HTML,
+        instructions=INSTRUCTIONS,
+        comprehension=COMPREHENSION,
+        debrief_questions=["Anything you would like to tell us about the task? (optional)"],
+        completion_code="HMIXDEMO",
+        completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+        label_method="clean-top2-clamp",
+        label_params={"gamma": 0.1},
+    )
+    mixed = stimulus_services.stimuli_generate_mixup(
+        study=study, image_set=image_set, n_pairs=n_pairs, seed=0
+    )
+    plain = stimulus_services.stimuli_add_plain(study=study, image_set=image_set, per_class=1)
+    services.batches_build(study=study, stimuli=[*mixed, *plain], batch_size=batch_size, seed=0)
+    services.study_set_status(study=study, status=Study.Status.LIVE)
+    return DemoInfo(study=study, created=True)

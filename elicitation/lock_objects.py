@@ -1,0 +1,16 @@
+"""Every row lock of the elicitation app, in one place (see services.assignment_claim)."""
+
+from django.db.models import QuerySet
+
+from elicitation.models import Batch, Participant
+
+
+def participant_qs_select_for_update(*, participant_id: int) -> QuerySet[Participant]:
+    # Serialises one participant's concurrent requests (double clicks, retries, two tabs).
+    return Participant.objects.select_for_update().filter(id=participant_id)
+
+
+def batch_qs_select_for_update(*, batch_id: int, skip_locked: bool) -> QuerySet[Batch]:
+    return (
+        Batch.objects.select_for_update(skip_locked=skip_locked).filter(id=batch_id).order_by("pk")
+    )

@@ -1,0 +1,30 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from elicitation.demo import DEMO_PASSWORD, DEMO_SLUG, DEMO_USERNAME, demo_seed
+
+
+class Command(BaseCommand):
+    help = f"Create the demo study '{DEMO_SLUG}' and a researcher login (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        info = demo_seed()
+        base = options["base_url"].rstrip("/")
+        study = info.study
+        verb = "Created" if info.created else "Already present:"
+        self.stdout.write(
+            f"{verb} study '{study.slug}' with {study.stimuli.count()} stimuli in "
+            f"{study.batches.count()} batches."
+        )
+        self.stdout.write(f"Participant link:  {base}/s/{DEMO_SLUG}/")
+        self.stdout.write(
+            f"  (as Prolific:    {base}/s/{DEMO_SLUG}/?PROLIFIC_PID=demo1&STUDY_ID=s&SESSION_ID=x)"
+        )
+        self.stdout.write(
+            f"Researcher login:  {base}/admin/  user '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'"
+        )
+        self.stdout.write(f"API docs:          {base}/api/docs/")

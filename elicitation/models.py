@@ -1,0 +1,350 @@
+import uuid
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from hmix_site.common.models import BaseModel
+
+
+def _stimulus_upload_path(instance: "Stimulus", filename: str) -> str:
+    # Opaque names: the published-style key ("mixed_0.25_Cat_...") would reveal the answer.
+    return f"stimuli/{instance.study_id}/{instance.public_id}.png"
+
+
+def _source_upload_path(instance: "SourceImage", filename: str) -> str:
+    return f"sources/{instance.image_set_id}/{uuid.uuid4()}.png"
+
+
+class Study(BaseModel):
+    class TrialType(models.TextChoices):
+        CATEGORICAL = "categorical", "A. Categorical soft label"
+        MIXING_FACTOR = "mixing_factor", "B. Infer the mixing factor, with confidence"
+        CONSTRUCT_MIDPOINT = "construct_midpoint", "C. Construct the 50/50 point"
+        SELECT_MIDPOINT = "select_midpoint", "D. Select the 50/50 point"
+        IRI_2AFC = "iri_2afc", "E. IRI two-alternative forced choice"
+        IRI_CLUSTER = "iri_cluster", "F. IRI clustering"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        LIVE = "live", "Live"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    trial_type = models.CharField(max_length=32, choices=TrialType.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_studies"
+    )
+    researchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="studies", blank=True
+    )
+    # Ordered class list: every probability vector of the study is in this order.
+    classes = models.JSONField(default=list)
+
+    participants_per_batch = models.PositiveIntegerField(default=5)
+    repeats = models.PositiveSmallIntegerField(default=2)
+    lease_minutes = models.PositiveIntegerField(default=60)
+
+    consent_html = models.TextField(blank=True)
+    # [{"title": str, "html": str}, ...]
+    instructions = models.JSONField(default=list, blank=True)
+    # [{"question": str, "options": [str, ...], "answer": int}, ...]
+    comprehension = models.JSONField(default=list, blank=True)
+    max_comprehension_failures = models.PositiveSmallIntegerField(null=True, blank=True)
+    # [str, ...]: optional free-text questions at the end
+    debrief_questions = models.JSONField(default=list, blank=True)
+    completion_code = models.CharField(max_length=64, blank=True)
+    # "{code}" is replaced by the completion code; empty means "show the code only".
+    completion_url = models.CharField(max_length=500, blank=True)
+
+    label_method = models.CharField(max_length=64, default="clean-top2-clamp")
+    label_params = models.JSONField(default=dict, blank=True)
+    settings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(participants_per_batch__gte=1), name="study_target_positive"
+            ),
+            models.CheckConstraint(condition=Q(lease_minutes__gte=1), name="study_lease_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+
+class ImageSet(BaseModel):
+    """Base images that stimuli are made from (demo drawings, a folder, CIFAR-10 batches)."""
+
+    class Source(models.TextChoices):
+        DEMO = "demo", "Generated demo shapes"
+        FOLDER = "folder", "Image folder / zip"
+        CIFAR10 = "cifar10", "CIFAR-10 python batches"
+
+    name = models.SlugField(max_length=80, unique=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    classes = models.JSONField(default=list)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SourceImage(BaseModel):
+    image_set = models.ForeignKey(ImageSet, on_delete=models.CASCADE, related_name="images")
+    class_name = models.CharField(max_length=100)
+    ref = models.CharField(max_length=200)
+    image = models.ImageField(upload_to=_source_upload_path)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image_set", "class_name", "ref"], name="source_image_unique_ref"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.class_name}_{self.ref}"
+
+
+class Stimulus(BaseModel):
+    class Kind(models.TextChoices):
+        PLAIN = "plain", "Plain image"
+        MIXED = "mixed", "Mixup image"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
+    # Stable, human-readable key, e.g. "mixed_0.25_Cat_12_Dog_40.png"; never shown to participants.
+    key = models.CharField(max_length=255)
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    image = models.ImageField(upload_to=_stimulus_upload_path, blank=True)
+    # Ground truth of a plain image; empty for mixed ones.
+    true_class = models.CharField(max_length=100, blank=True)
+    # Mixup metadata: image 1 is the alphabetically first class, lam is image 1's weight.
+    class1 = models.CharField(max_length=100, blank=True)
+    class2 = models.CharField(max_length=100, blank=True)
+    lam = models.FloatField(null=True, blank=True)
+    source1 = models.CharField(max_length=200, blank=True)
+    source2 = models.CharField(max_length=200, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "stimuli"
+        ordering = ["study", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "key"], name="stimulus_unique_key"),
+            models.CheckConstraint(
+                condition=Q(lam__isnull=True) | (Q(lam__gte=0) & Q(lam__lte=1)),
+                name="stimulus_lam_unit_interval",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def mixup_label(self) -> dict[str, float] | None:
+        """The traditional mixup label: λ on class 1, 1 − λ on class 2."""
+        if self.lam is None or not self.class1:
+            return None
+        return {self.class1: self.lam, self.class2: 1 - self.lam}
+
+
+class Batch(BaseModel):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="batches")
+    number = models.PositiveIntegerField()
+    # Completed + in-progress participants never exceed this (enforced under a row lock).
+    target = models.PositiveIntegerField()
+    stimuli = models.ManyToManyField(Stimulus, through="BatchItem", related_name="batches")
+
+    class Meta:
+        ordering = ["study", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "number"], name="batch_unique_number"),
+            models.CheckConstraint(condition=Q(target__gte=1), name="batch_target_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}#{self.number}"
+
+
+class BatchItem(models.Model):
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.CASCADE, related_name="batch_items")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["batch", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "stimulus"], name="batch_item_unique"),
+        ]
+
+
+class Participant(BaseModel):
+    class Platform(models.TextChoices):
+        PROLIFIC = "prolific", "Prolific"
+        MTURK = "mturk", "Amazon MTurk"
+        DIRECT = "direct", "Direct link"
+
+    class Stage(models.TextChoices):
+        CONSENT = "consent", "Consent"
+        INSTRUCTIONS = "instructions", "Instructions"
+        COMPREHENSION = "comprehension", "Comprehension check"
+        TRIALS = "trials", "Trials"
+        DEBRIEF = "debrief", "Debrief"
+        COMPLETED = "completed", "Completed"
+        DECLINED = "declined", "Declined consent"
+        EXCLUDED = "excluded", "Excluded (comprehension)"
+        EXPIRED = "expired", "Lease expired"
+        RETURNED = "returned", "Returned / timed out"
+        FULL = "full", "No batch available"
+
+    # Stages in which the participant holds a batch slot.
+    HOLDING_STAGES = (Stage.TRIALS, Stage.DEBRIEF)
+    FINISHED_STAGES = (
+        Stage.COMPLETED,
+        Stage.DECLINED,
+        Stage.EXCLUDED,
+        Stage.EXPIRED,
+        Stage.RETURNED,
+        Stage.FULL,
+    )
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="participants")
+    # The session credential: knowing it is what lets a browser act as this participant.
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(max_length=128, blank=True)  # PROLIFIC_PID / workerId
+    platform_study_id = models.CharField(max_length=128, blank=True)  # STUDY_ID / hitId
+    platform_session_id = models.CharField(max_length=128, blank=True)  # SESSION_ID / assignmentId
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.CONSENT)
+    batch = models.ForeignKey(
+        Batch, on_delete=models.PROTECT, null=True, blank=True, related_name="participants"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Indices into study.classes, shuffled once per participant and kept for all their trials.
+    class_order = models.JSONField(default=list, blank=True)
+    comprehension_failures = models.PositiveSmallIntegerField(default=0)
+    trials_started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    debrief = models.JSONField(default=dict, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        ordering = ["study", "created_at"]
+        constraints = [
+            # The same Prolific PID / MTurk worker never gets a second session in one study.
+            models.UniqueConstraint(
+                fields=["study", "platform", "external_id"],
+                condition=~Q(external_id=""),
+                name="participant_unique_external_id",
+            ),
+        ]
+        indexes = [models.Index(fields=["batch", "stage"], name="participant_batch_stage")]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.external_id or self.token}"
+
+
+class ComprehensionAttempt(BaseModel):
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="comprehension_attempts"
+    )
+    number = models.PositiveSmallIntegerField()
+    answers = models.JSONField()
+    passed = models.BooleanField()
+
+    class Meta:
+        ordering = ["participant", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "number"], name="comprehension_attempt_unique"
+            )
+        ]
+
+
+class Trial(BaseModel):
+    """One planned item of a participant's sequence; answered by at most one Response."""
+
+    class Kind(models.TextChoices):
+        MAIN = "main", "Main"
+        REPEAT = "repeat", "Repeat"
+        PRACTICE = "practice", "Practice"
+        CATCH = "catch", "Catch"
+        GOLD = "gold", "Gold"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="trials")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="trials")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.MAIN)
+    # What exactly is displayed (class order, placements, start values): stored with the response.
+    display = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["participant", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "position"], name="trial_unique_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}@{self.position}"
+
+
+class Response(BaseModel):
+    trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="response")
+    # Denormalised from the trial so that the researcher API filters without joins.
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="responses")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="responses")
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.PROTECT, related_name="responses")
+    kind = models.CharField(max_length=16, choices=Trial.Kind.choices)
+    position = models.PositiveIntegerField()
+    # The browser's idempotency key: a retried submit finds the stored response by it.
+    client_key = models.UUIDField(unique=True)
+    rt_ms = models.PositiveIntegerField()
+    raw = models.JSONField()
+    display = models.JSONField(default=dict, blank=True)
+
+    # Interface A (categorical), parsed; percentages as the participant gave them (0–100).
+    top_class = models.PositiveSmallIntegerField(null=True, blank=True)
+    p1_pct = models.FloatField(null=True, blank=True)
+    second_class = models.PositiveSmallIntegerField(null=True, blank=True)
+    p2_pct = models.FloatField(null=True, blank=True)
+    impossible = models.JSONField(default=list, blank=True)
+    # Other interfaces' parsed values.
+    value = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(p1_pct__isnull=True) | (Q(p1_pct__gte=0) & Q(p1_pct__lte=100)),
+                name="response_p1_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(p2_pct__isnull=True) | (Q(p2_pct__gte=0) & Q(p2_pct__lte=100)),
+                name="response_p2_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(second_class__isnull=True) | Q(p2_pct__isnull=False),
+                name="response_second_has_p2",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["study", "id"], name="response_study_id"),
+            models.Index(fields=["stimulus", "kind"], name="response_stimulus_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"response {self.pk} to {self.trial_id}"

@@ -1,0 +1,131 @@
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+
+from elicitation.models import Batch, Participant, Response, Stimulus, Study, Trial
+
+
+def study_get_by_slug(*, slug: str) -> Study:
+    return Study.objects.get(slug=slug)
+
+
+def study_list_for_user(*, user_id: int) -> QuerySet[Study]:
+    """Studies the user owns or collaborates on."""
+    return (
+        Study.objects.filter(Q(owner_id=user_id) | Q(researchers__id=user_id))
+        .distinct()
+        .select_related("owner")
+        .order_by("-created_at")
+    )
+
+
+def study_is_researcher(*, study: Study, user_id: int) -> bool:
+    return study.owner_id == user_id or study.researchers.filter(id=user_id).exists()
+
+
+def participant_get_by_token(*, token: str) -> Participant:
+    return Participant.objects.select_related("study", "batch").get(token=token)
+
+
+def participant_find_external(
+    *, study: Study, platform: str, external_id: str
+) -> Participant | None:
+    return Participant.objects.filter(
+        study=study, platform=platform, external_id=external_id
+    ).first()
+
+
+def batch_load_filter() -> Q:
+    """Participants that occupy a batch slot: completed, or holding an unreclaimed lease."""
+    return Q(participants__stage__in=[*Participant.HOLDING_STAGES, Participant.Stage.COMPLETED])
+
+
+def batch_list_with_load(*, study: Study) -> QuerySet[Batch]:
+    """The study's batches annotated with `load` (slots taken), least loaded first."""
+    return (
+        Batch.objects.filter(study=study)
+        .annotate(load=Count("participants", filter=batch_load_filter()))
+        .order_by("load", "number")
+    )
+
+
+def batch_load(*, batch_id: int) -> int:
+    return Participant.objects.filter(
+        batch_id=batch_id,
+        stage__in=[*Participant.HOLDING_STAGES, Participant.Stage.COMPLETED],
+    ).count()
+
+
+def batch_stimuli(*, batch: Batch) -> list[Stimulus]:
+    return [item.stimulus for item in batch.items.select_related("stimulus").order_by("position")]
+
+
+def trial_get_next(*, participant: Participant) -> Trial | None:
+    """The participant's first unanswered trial, by position."""
+    return (
+        Trial.objects.filter(participant=participant, response__isnull=True)
+        .select_related("stimulus")
+        .order_by("position")
+        .first()
+    )
+
+
+def trial_get_following(*, trial: Trial) -> Trial | None:
+    """The trial after `trial`, for preloading its image."""
+    return (
+        Trial.objects.filter(participant_id=trial.participant_id, position__gt=trial.position)
+        .select_related("stimulus")
+        .order_by("position")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    answered: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.answered / self.total) if self.total else 0
+
+
+def participant_progress(*, participant: Participant) -> Progress:
+    counts = Trial.objects.filter(participant=participant).aggregate(
+        total=Count("id"), answered=Count("id", filter=Q(response__isnull=False))
+    )
+    return Progress(answered=counts["answered"], total=counts["total"])
+
+
+def response_get_by_client_key(*, client_key: str) -> Response | None:
+    return Response.objects.select_related("trial").filter(client_key=client_key).first()
+
+
+def response_list(
+    *,
+    study: Study,
+    participant_token: str | None = None,
+    stimulus_key: str | None = None,
+) -> QuerySet[Response]:
+    qs = Response.objects.filter(study=study).select_related("participant", "stimulus")
+    if participant_token:
+        qs = qs.filter(participant__token=participant_token)
+    if stimulus_key:
+        qs = qs.filter(stimulus__key=stimulus_key)
+    return qs.order_by("id")
+
+
+def stimulus_get_public(*, public_id: str) -> Stimulus:
+    return Stimulus.objects.only("image", "public_id").get(public_id=public_id)
+
+
+def stimulus_list(*, study: Study) -> QuerySet[Stimulus]:
+    return Stimulus.objects.filter(study=study).order_by("key")
+
+
+def participant_completion_url(*, participant: Participant) -> str:
+    """The crowd platform's completion URL with the study's code, or "" to show the code only."""
+    study = participant.study
+    if not study.completion_url or not study.completion_code:
+        return ""
+    return study.completion_url.replace("{code}", study.completion_code)

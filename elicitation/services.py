@@ -1,0 +1,456 @@
+import logging
+import random
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from analysis.tasks import soft_label_recompute as soft_label_recompute_task
+from elicitation import lock_objects, selectors
+from elicitation.models import (
+    Batch,
+    BatchItem,
+    ComprehensionAttempt,
+    Participant,
+    Response,
+    Stimulus,
+    Study,
+    Trial,
+)
+from elicitation.payloads import parse_categorical, parse_comprehension
+from elicitation.strategies import choose_batch
+from hmix_site.common.exceptions import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+Stage = Participant.Stage
+
+
+# --- studies -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def study_create(
+    *,
+    slug: str,
+    title: str,
+    trial_type: str,
+    owner_id: int,
+    classes: Sequence[str],
+    **fields: Any,
+) -> Study:
+    if len(set(classes)) != len(classes):
+        raise ValidationError({"classes": "Class names must be unique."})
+    study = Study(
+        slug=slug,
+        title=title,
+        trial_type=trial_type,
+        owner_id=owner_id,
+        classes=list(classes),
+        **fields,
+    )
+    study.full_clean()
+    study.save()
+    return study
+
+
+@transaction.atomic
+def study_set_status(*, study: Study, status: str) -> Study:
+    if status == Study.Status.LIVE and not study.batches.exists():
+        raise ApplicationError("A study needs at least one batch before it can go live.")
+    study.status = status
+    study.full_clean()
+    study.save(update_fields=["status", "updated_at"])
+    return study
+
+
+@transaction.atomic
+def batches_build(
+    *, study: Study, stimuli: Sequence[Stimulus], batch_size: int, seed: int = 0
+) -> list[Batch]:
+    """Split the stimuli into shuffled batches of `batch_size` (the last may be smaller).
+
+    Each batch gets the study's participants_per_batch as its target. Refuses to rebuild batches
+    once participants hold any, since that would orphan their trials.
+    """
+    if batch_size < 1:
+        raise ValidationError({"batch_size": "batch_size must be at least 1."})
+    if Participant.objects.filter(study=study, batch__isnull=False).exists():
+        raise ApplicationError("Batches cannot be rebuilt once participants were assigned.")
+    study.batches.all().delete()
+    order = list(stimuli)
+    random.Random(seed).shuffle(order)
+    batches = []
+    for number, start in enumerate(range(0, len(order), batch_size), start=1):
+        batch = Batch(study=study, number=number, target=study.participants_per_batch)
+        batch.full_clean()
+        batch.save()
+        BatchItem.objects.bulk_create(
+            BatchItem(batch=batch, stimulus=s, position=i)
+            for i, s in enumerate(order[start : start + batch_size])
+        )
+        batches.append(batch)
+    return batches
+
+
+# --- participant journey -------------------------------------------------------------------
+
+
+def participant_start(
+    *,
+    study: Study,
+    platform: str,
+    external_id: str = "",
+    platform_study_id: str = "",
+    platform_session_id: str = "",
+    user_agent: str = "",
+) -> tuple[Participant, bool]:
+    """Start a session, or resume the one this crowdworker already has (never a second one).
+
+    Returns (participant, created). Two simultaneous arrivals of the same worker both get the same
+    session: the loser of the unique-constraint race re-reads the winner's row.
+    """
+    if external_id:
+        existing = selectors.participant_find_external(
+            study=study, platform=platform, external_id=external_id
+        )
+        if existing is not None:
+            return existing, False
+    if study.status != Study.Status.LIVE:
+        raise ApplicationError(
+            "This study is not accepting participants right now.",
+            {"study_status": study.status},
+            status=409,
+        )
+    order = list(range(study.n_classes))
+    random.SystemRandom().shuffle(order)
+    participant = Participant(
+        study=study,
+        platform=platform,
+        external_id=external_id,
+        platform_study_id=platform_study_id,
+        platform_session_id=platform_session_id,
+        user_agent=user_agent[:400],
+        class_order=order,
+        stage=Stage.CONSENT,
+    )
+    participant.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            participant.save()
+    except IntegrityError:
+        existing = selectors.participant_find_external(
+            study=study, platform=platform, external_id=external_id
+        )
+        if existing is None:
+            raise
+        return existing, False
+    return participant, True
+
+
+def _lock(participant: Participant) -> Participant:
+    return lock_objects.participant_qs_select_for_update(participant_id=participant.id).get()
+
+
+def _require_stage(participant: Participant, *stages: str) -> None:
+    if participant.stage in Participant.FINISHED_STAGES:
+        raise ApplicationError(
+            "This session is finished.", {"stage": participant.stage}, status=409
+        )
+    if participant.stage not in stages:
+        raise ApplicationError(
+            f"This step is not open: the session is at {participant.stage!r}.",
+            {"stage": participant.stage},
+            status=409,
+        )
+
+
+@transaction.atomic
+def participant_consent(*, participant: Participant, agreed: bool) -> Participant:
+    """Record consent (all three statements confirmed) or its refusal, which ends the session.
+
+    Re-posting consent after it was given (back button) is a no-op, not an error.
+    """
+    participant = _lock(participant)
+    if agreed and participant.stage in (Stage.INSTRUCTIONS, Stage.COMPREHENSION, Stage.TRIALS):
+        return participant
+    _require_stage(participant, Stage.CONSENT)
+    participant.stage = Stage.INSTRUCTIONS if agreed else Stage.DECLINED
+    participant.save(update_fields=["stage", "updated_at"])
+    return participant
+
+
+@transaction.atomic
+def participant_instructions_complete(*, participant: Participant) -> Participant:
+    participant = _lock(participant)
+    if participant.stage in (Stage.COMPREHENSION, Stage.TRIALS):
+        return participant
+    _require_stage(participant, Stage.INSTRUCTIONS)
+    if participant.study.comprehension:
+        participant.stage = Stage.COMPREHENSION
+        participant.save(update_fields=["stage", "updated_at"])
+        return participant
+    return _participant_begin_trials(participant)
+
+
+@transaction.atomic
+def comprehension_submit(*, participant: Participant, answers: Any) -> ComprehensionAttempt:
+    """Grade one attempt. All right: trials start. Any wrong: back to the instructions.
+
+    With max_comprehension_failures set, the participant is excluded at that many failures.
+    """
+    participant = _lock(participant)
+    _require_stage(participant, Stage.COMPREHENSION)
+    questions = participant.study.comprehension
+    parsed = parse_comprehension(answers, questions)
+    passed = all(a == q["answer"] for a, q in zip(parsed, questions, strict=True))
+    attempt = ComprehensionAttempt(
+        participant=participant,
+        number=participant.comprehension_attempts.count() + 1,
+        answers=parsed,
+        passed=passed,
+    )
+    attempt.full_clean()
+    attempt.save()
+    if passed:
+        _participant_begin_trials(participant)
+        return attempt
+    participant.comprehension_failures += 1
+    limit = participant.study.max_comprehension_failures
+    if limit is not None and participant.comprehension_failures >= limit:
+        participant.stage = Stage.EXCLUDED
+    else:
+        participant.stage = Stage.INSTRUCTIONS
+    participant.save(update_fields=["stage", "comprehension_failures", "updated_at"])
+    return attempt
+
+
+def _participant_begin_trials(participant: Participant) -> Participant:
+    batch = assignment_claim(participant=participant)
+    if batch is None:
+        participant.stage = Stage.FULL
+        participant.save(update_fields=["stage", "updated_at"])
+        return participant
+    trials_build(participant=participant, batch=batch)
+    participant.stage = Stage.TRIALS
+    participant.trials_started_at = timezone.now()
+    participant.save(update_fields=["stage", "trials_started_at", "updated_at"])
+    return participant
+
+
+def assignment_claim(*, participant: Participant) -> Batch | None:
+    """Give the participant the least-loaded batch with room, never exceeding any target.
+
+    Loads are read without locks to rank the batches; the chosen batch is then locked and its
+    load re-counted under the lock, so a batch's count only changes while its row is locked.
+    A first pass skips batches other arrivals are locking (they may be filling them); a second
+    pass waits for them, so a crowd arriving at once neither overfills nor wrongly sees "full".
+    Each failed attempt rolls back its savepoint, which releases that lock (PostgreSQL
+    SELECT ... FOR UPDATE docs), so a transaction never waits while holding another batch.
+    """
+    study = participant.study
+    ranked = list(selectors.batch_list_with_load(study=study))
+    candidates = choose_batch(
+        [(b.id, b.load, b.target) for b in ranked], participant_id=participant.id
+    )
+    for skip_locked in (True, False):
+        for batch_id in candidates:
+            try:
+                with transaction.atomic():
+                    locked = lock_objects.batch_qs_select_for_update(
+                        batch_id=batch_id, skip_locked=skip_locked
+                    ).first()
+                    if locked is None:
+                        continue
+                    if selectors.batch_load(batch_id=batch_id) >= locked.target:
+                        raise _BatchFull
+                    participant.batch = locked
+                    participant.lease_expires_at = timezone.now() + _lease(study)
+                    participant.save(update_fields=["batch", "lease_expires_at", "updated_at"])
+                    return locked
+            except _BatchFull:
+                continue
+    return None
+
+
+class _BatchFull(Exception):
+    """Raised inside a savepoint to roll it back (and release the batch lock)."""
+
+
+def _lease(study: Study) -> timedelta:
+    return timedelta(minutes=study.lease_minutes)
+
+
+def trials_build(*, participant: Participant, batch: Batch) -> list[Trial]:
+    """Main trials in an order shuffled for this participant, then the repeat trials."""
+    rng = random.Random(secrets.randbits(64))
+    stimuli = selectors.batch_stimuli(batch=batch)
+    rng.shuffle(stimuli)
+    repeats = rng.sample(stimuli, k=min(participant.study.repeats, len(stimuli)))
+    class_order = [participant.study.classes[i] for i in participant.class_order]
+    display = {"class_order": class_order}
+    trials = [
+        Trial(
+            participant=participant, stimulus=s, position=i, kind=Trial.Kind.MAIN, display=display
+        )
+        for i, s in enumerate(stimuli)
+    ]
+    trials += [
+        Trial(
+            participant=participant,
+            stimulus=s,
+            position=len(stimuli) + i,
+            kind=Trial.Kind.REPEAT,
+            display=display,
+        )
+        for i, s in enumerate(repeats)
+    ]
+    return Trial.objects.bulk_create(trials)
+
+
+@transaction.atomic
+def participant_touch(*, participant: Participant) -> Participant:
+    """A returning participant who still holds a slot keeps it: their lease is renewed."""
+    if participant.stage in Participant.HOLDING_STAGES:
+        Participant.objects.filter(id=participant.id, stage__in=Participant.HOLDING_STAGES).update(
+            lease_expires_at=timezone.now() + _lease(participant.study)
+        )
+    return participant
+
+
+@transaction.atomic
+def response_record(
+    *,
+    participant: Participant,
+    trial_id: int,
+    client_key: uuid.UUID,
+    rt_ms: int,
+    answer: Any,
+) -> tuple[Response, bool]:
+    """Store one answer exactly once. Returns (response, created).
+
+    A repeated submit with the same client_key (retry, double click, refresh mid-request)
+    returns the stored response and writes nothing. The participant row is locked so that two
+    concurrent submits are serialised and the second one finds the first one's response.
+    """
+    existing = selectors.response_get_by_client_key(client_key=str(client_key))
+    if existing is None:
+        participant = _lock(participant)
+        existing = selectors.response_get_by_client_key(client_key=str(client_key))
+    if existing is not None:
+        if existing.participant_id != participant.id:
+            raise ApplicationError("This client_key was used by another session.", status=409)
+        if existing.trial_id != trial_id:
+            raise ApplicationError(
+                "This client_key was already used for another trial.", status=409
+            )
+        return existing, False
+
+    trial = Trial.objects.select_related("stimulus").filter(id=trial_id).first()
+    if trial is None:
+        raise ApplicationError("No such trial.", {"trial": trial_id}, status=404)
+    if trial.participant_id != participant.id:
+        raise ApplicationError("This trial belongs to another session.", status=403)
+    _require_stage(participant, Stage.TRIALS)
+    current = selectors.trial_get_next(participant=participant)
+    if current is None or current.id != trial.id:
+        raise ApplicationError(
+            "This trial was already answered."
+            if current is None or current.position > trial.position
+            else "This is not the current trial.",
+            {"current_trial": current.id if current else None},
+            status=409,
+        )
+    study = participant.study
+    response = Response(
+        trial=trial,
+        study=study,
+        participant=participant,
+        stimulus=trial.stimulus,
+        kind=trial.kind,
+        position=trial.position,
+        client_key=client_key,
+        rt_ms=rt_ms,
+        raw=answer,
+        display=trial.display,
+    )
+    if study.trial_type == Study.TrialType.CATEGORICAL:
+        parsed = parse_categorical(answer, study.classes)
+        response.top_class = parsed.top_class
+        response.p1_pct = parsed.p1_pct
+        response.second_class = parsed.second_class
+        response.p2_pct = parsed.p2_pct
+        response.impossible = list(parsed.impossible)
+    else:
+        raise ApplicationError(f"Trial type {study.trial_type!r} is not supported yet.")
+    response.full_clean(validate_unique=False)
+    response.save()
+
+    participant.lease_expires_at = timezone.now() + _lease(study)
+    fields = ["lease_expires_at", "updated_at"]
+    if selectors.trial_get_next(participant=participant) is None:
+        participant.stage = Stage.DEBRIEF
+        fields.append("stage")
+    participant.save(update_fields=fields)
+
+    stimulus_id = trial.stimulus_id
+    transaction.on_commit(lambda: soft_label_recompute_task.delay(stimulus_id))
+    return response, True
+
+
+@transaction.atomic
+def participant_debrief_submit(*, participant: Participant, answers: Any) -> Participant:
+    """Store the debrief answers and complete the session (idempotent once completed)."""
+    participant = _lock(participant)
+    if participant.stage == Stage.COMPLETED:
+        return participant
+    _require_stage(participant, Stage.DEBRIEF)
+    questions = participant.study.debrief_questions
+    if not isinstance(answers, dict):
+        raise ValidationError({"answers": "answers must be an object of question → text."})
+    cleaned: dict[str, str] = {}
+    for i, question in enumerate(questions):
+        text = answers.get(str(i), "")
+        if not isinstance(text, str):
+            raise ValidationError({"answers": f"Answer {i} must be text."})
+        if len(text) > 5000:
+            raise ValidationError({"answers": f"Answer {i} is longer than 5000 characters."})
+        cleaned[question] = text
+    participant.debrief = cleaned
+    participant.stage = Stage.COMPLETED
+    participant.completed_at = timezone.now()
+    participant.lease_expires_at = None
+    participant.save(
+        update_fields=["debrief", "stage", "completed_at", "lease_expires_at", "updated_at"]
+    )
+    return participant
+
+
+@transaction.atomic
+def participant_return(*, participant: Participant) -> Participant:
+    """The worker returned the task or timed out on the platform: free their slot now."""
+    participant = _lock(participant)
+    if participant.stage == Stage.COMPLETED:
+        raise ApplicationError("A completed session cannot be returned.", status=409)
+    if participant.stage not in Participant.FINISHED_STAGES:
+        participant.stage = Stage.RETURNED
+        participant.lease_expires_at = None
+        participant.save(update_fields=["stage", "lease_expires_at", "updated_at"])
+    return participant
+
+
+def participant_leases_reclaim(*, now: datetime | None = None) -> int:
+    """Expire sessions whose lease ran out, freeing their batch slots. Returns how many.
+
+    A single conditional UPDATE: safe to run twice or concurrently, and a participant whose
+    lease was renewed in the meantime no longer matches.
+    """
+    now = now or timezone.now()
+    return Participant.objects.filter(
+        stage__in=Participant.HOLDING_STAGES, lease_expires_at__lt=now
+    ).update(stage=Stage.EXPIRED, updated_at=now)

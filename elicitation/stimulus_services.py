@@ -1,0 +1,122 @@
+"""Writes for image sets and stimuli: storing base images and generating mixup stimuli.
+
+The pixel work is in `imaging` (pure numpy/Pillow); these functions only do the I/O around it.
+"""
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import Image
+
+from elicitation import imaging
+from elicitation.models import ImageSet, SourceImage, Stimulus, Study
+
+STANDARD_LAMBDAS = (0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+@transaction.atomic
+def image_set_create(
+    *, name: str, source: str, images: Sequence[imaging.BaseImage], owner_id: int | None = None
+) -> ImageSet:
+    image_set = ImageSet(
+        name=name,
+        source=source,
+        classes=sorted({i.class_name for i in images}),
+        owner_id=owner_id,
+    )
+    image_set.full_clean()
+    image_set.save()
+    for base in images:
+        row = SourceImage(image_set=image_set, class_name=base.class_name, ref=base.ref)
+        row.image.save(f"{base.ref}.png", ContentFile(imaging.encode_png(base.pixels)), save=False)
+        row.save()
+    return image_set
+
+
+def source_images_load(*, image_set: ImageSet) -> list[imaging.BaseImage]:
+    """The set's images as arrays (a read; kept here beside the writer that encodes them)."""
+    images = []
+    for row in image_set.images.order_by("class_name", "ref"):
+        with row.image.open("rb") as fh:
+            pixels = np.asarray(Image.open(io.BytesIO(fh.read())).convert("RGB"), dtype=np.uint8)
+        images.append(imaging.BaseImage(class_name=row.class_name, ref=row.ref, pixels=pixels))
+    return images
+
+
+def _stimulus_save(stimulus: Stimulus, pixels: np.ndarray) -> Stimulus:
+    stimulus.image.save(
+        f"{stimulus.public_id}.png", ContentFile(imaging.encode_png(pixels)), save=False
+    )
+    stimulus.full_clean()
+    stimulus.save()
+    return stimulus
+
+
+@transaction.atomic
+def stimuli_generate_mixup(
+    *,
+    study: Study,
+    image_set: ImageSet,
+    lambdas: Sequence[float] = STANDARD_LAMBDAS,
+    n_pairs: int,
+    seed: int = 0,
+) -> list[Stimulus]:
+    """Mixed images round(λ·img1 + (1−λ)·img2) for n_pairs class pairs × every λ.
+
+    Deterministic in (image set, lambdas, n_pairs, seed). Idempotent: stimuli whose key already
+    exists in the study are left as they are, so a retried task does not duplicate anything.
+    """
+    images = source_images_load(image_set=image_set)
+    by_ref = {(i.class_name, i.ref): i for i in images}
+    specs = imaging.plan_mixup(images, lambdas=lambdas, n_pairs=n_pairs, seed=seed)
+    existing = set(Stimulus.objects.filter(study=study).values_list("key", flat=True))
+    created = []
+    for spec in specs:
+        if spec.key in existing:
+            continue
+        img1, img2 = by_ref[(spec.class1, spec.ref1)], by_ref[(spec.class2, spec.ref2)]
+        stimulus = Stimulus(
+            study=study,
+            key=spec.key,
+            kind=Stimulus.Kind.MIXED,
+            class1=spec.class1,
+            class2=spec.class2,
+            lam=spec.lam,
+            source1=spec.ref1,
+            source2=spec.ref2,
+            meta={"image_set": image_set.name, "mixup_label": list(spec.mixup_label)},
+        )
+        created.append(_stimulus_save(stimulus, imaging.render_mix(spec, img1, img2)))
+        existing.add(spec.key)
+    return created
+
+
+@transaction.atomic
+def stimuli_add_plain(
+    *, study: Study, image_set: ImageSet, per_class: int = 1, seed: int = 0
+) -> list[Stimulus]:
+    """Unmixed images (per_class of each class), keyed `plain_<Class>_<ref>.png`."""
+    rng = np.random.default_rng(seed)
+    images = source_images_load(image_set=image_set)
+    existing = set(Stimulus.objects.filter(study=study).values_list("key", flat=True))
+    created = []
+    for class_name in sorted({i.class_name for i in images}):
+        members = [i for i in images if i.class_name == class_name]
+        for index in rng.permutation(len(members))[:per_class].tolist():
+            base = members[index]
+            key = f"plain_{base.class_name}_{base.ref}.png"
+            if key in existing:
+                continue
+            stimulus = Stimulus(
+                study=study,
+                key=key,
+                kind=Stimulus.Kind.PLAIN,
+                true_class=base.class_name,
+                source1=base.ref,
+                meta={"image_set": image_set.name},
+            )
+            created.append(_stimulus_save(stimulus, base.pixels))
+    return created

@@ -1,0 +1,28 @@
+from celery import shared_task
+from django.db import OperationalError
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+def participant_leases_reclaim() -> int:
+    """Periodic (CELERY_BEAT_SCHEDULE): free batch slots of abandoned sessions. Idempotent."""
+    from elicitation import services
+
+    return services.participant_leases_reclaim()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+def stimuli_generate_mixup(
+    study_id: int, image_set_id: int, lambdas: list[float], n_pairs: int, seed: int
+) -> int:
+    """Large λ grids run here; idempotent because existing stimulus keys are skipped."""
+    from elicitation import stimulus_services
+    from elicitation.models import ImageSet, Study
+
+    study = Study.objects.filter(id=study_id).first()
+    image_set = ImageSet.objects.filter(id=image_set_id).first()
+    if study is None or image_set is None:
+        return 0
+    created = stimulus_services.stimuli_generate_mixup(
+        study=study, image_set=image_set, lambdas=lambdas, n_pairs=n_pairs, seed=seed
+    )
+    return len(created)

@@ -1,0 +1,209 @@
+"""Participant pages. They render the session's current stage and post to the same services as
+the JSON API; every POST redirects back to the session page, so refresh and back are safe.
+"""
+
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from elicitation import selectors, services
+from elicitation.forms import ComprehensionForm, ConsentForm
+from elicitation.models import Participant, Stimulus, Study
+from elicitation.presenters import session_state
+from hmix_site.common.exceptions import ApplicationError
+
+Stage = Participant.Stage
+
+# Query parameters the crowd platforms append to the study link.
+PROLIFIC_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+MTURK_PARAMS = ("workerId", "hitId", "assignmentId")
+
+
+def _participant(token: str) -> Participant:
+    try:
+        return selectors.participant_get_by_token(token=token)
+    except (Participant.DoesNotExist, ValidationError) as exc:
+        raise Http404("No session with this token.") from exc
+
+
+def _session_url(participant: Participant) -> str:
+    return reverse("elicitation:session", kwargs={"token": participant.token})
+
+
+def _cookie_name(study: Study) -> str:
+    return f"hmix_session_{study.pk}"
+
+
+@require_GET
+def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
+    """The link given to the crowd platform. Starts a session or resumes the worker's own."""
+    try:
+        study = selectors.study_get_by_slug(slug=slug)
+    except Study.DoesNotExist as exc:
+        raise Http404("No such study.") from exc
+    q = request.GET
+    if q.get("PROLIFIC_PID"):
+        platform, ids = Participant.Platform.PROLIFIC, [q.get(k, "") for k in PROLIFIC_PARAMS]
+    elif q.get("workerId"):
+        platform, ids = Participant.Platform.MTURK, [q.get(k, "") for k in MTURK_PARAMS]
+    else:
+        # A direct link has no worker id: a cookie lets the same browser resume its session.
+        platform, ids = Participant.Platform.DIRECT, ["", "", ""]
+        token = request.COOKIES.get(_cookie_name(study))
+        if token:
+            existing = Participant.objects.filter(study=study, token=token).first()
+            if existing is not None and existing.stage not in Participant.FINISHED_STAGES:
+                return HttpResponseRedirect(_session_url(existing))
+    try:
+        participant, _ = services.participant_start(
+            study=study,
+            platform=platform,
+            external_id=ids[0][:128],
+            platform_study_id=ids[1][:128],
+            platform_session_id=ids[2][:128],
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+    except ApplicationError as exc:
+        return render(
+            request,
+            "elicitation/closed.html",
+            {"study": study, "message": exc.message},
+            status=exc.status,
+        )
+    response = HttpResponseRedirect(_session_url(participant))
+    if platform == Participant.Platform.DIRECT:
+        response.set_cookie(
+            _cookie_name(study),
+            str(participant.token),
+            max_age=7 * 24 * 3600,
+            samesite="Lax",
+            httponly=True,
+        )
+    return response
+
+
+TEMPLATES = {
+    Stage.CONSENT: "elicitation/consent.html",
+    Stage.INSTRUCTIONS: "elicitation/instructions.html",
+    Stage.COMPREHENSION: "elicitation/comprehension.html",
+    Stage.TRIALS: "elicitation/trial_categorical.html",
+    Stage.DEBRIEF: "elicitation/debrief.html",
+    Stage.COMPLETED: "elicitation/complete.html",
+}
+
+
+@require_GET
+def session_page(request: HttpRequest, token: str) -> HttpResponse:
+    participant = services.participant_touch(participant=_participant(token))
+    return _render_stage(request, participant)
+
+
+def _render_stage(
+    request: HttpRequest,
+    participant: Participant,
+    *,
+    form: object = None,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    state = session_state(participant=participant)
+    template = TEMPLATES.get(participant.stage, "elicitation/ended.html")  # type: ignore[call-overload]
+    if participant.stage == Stage.COMPREHENSION and form is None:
+        form = ComprehensionForm(questions=participant.study.comprehension)
+    trial_config = None
+    if state["trial"] is not None:
+        trial_config = {
+            "trial_id": state["trial"]["id"],
+            "classes": state["trial"]["display"].get("class_order", []),
+            "submit_url": reverse(
+                "participant-api:session-responses", kwargs={"token": participant.token}
+            ),
+            "session_url": _session_url(participant),
+        }
+    context = {
+        "trial_config": trial_config,
+        "participant": participant,
+        "study": participant.study,
+        "state": state,
+        "form": form,
+        "error": error,
+        "failed_attempts": participant.comprehension_failures,
+    }
+    return render(request, template, context, status=status)
+
+
+def _after_post(request: HttpRequest, participant: Participant) -> HttpResponse:
+    return HttpResponseRedirect(_session_url(participant))
+
+
+@require_POST
+def consent_submit(request: HttpRequest, token: str) -> HttpResponse:
+    participant = _participant(token)
+    form = ConsentForm(request.POST)
+    if not form.is_valid():
+        return _render_stage(
+            request, participant, error=" ".join(form.non_field_errors()), status=400
+        )
+    try:
+        participant = services.participant_consent(
+            participant=participant, agreed=not form.cleaned_data["decline"]
+        )
+    except ApplicationError:
+        pass  # a stale form (back button): the session page shows where things stand
+    return _after_post(request, participant)
+
+
+@require_POST
+def instructions_submit(request: HttpRequest, token: str) -> HttpResponse:
+    participant = _participant(token)
+    try:
+        participant = services.participant_instructions_complete(participant=participant)
+    except ApplicationError:
+        pass
+    return _after_post(request, participant)
+
+
+@require_POST
+def comprehension_submit(request: HttpRequest, token: str) -> HttpResponse:
+    participant = _participant(token)
+    if participant.stage != Stage.COMPREHENSION:
+        return _after_post(request, participant)
+    form = ComprehensionForm(request.POST, questions=participant.study.comprehension)
+    if not form.is_valid():
+        return _render_stage(
+            request, participant, form=form, error="Please answer every question.", status=400
+        )
+    services.comprehension_submit(participant=participant, answers=form.answers())
+    return _after_post(request, participant)
+
+
+@require_POST
+def debrief_submit(request: HttpRequest, token: str) -> HttpResponse:
+    participant = _participant(token)
+    answers = {
+        str(i): request.POST.get(f"a{i}", "")
+        for i in range(len(participant.study.debrief_questions))
+    }
+    try:
+        services.participant_debrief_submit(participant=participant, answers=answers)
+    except ApplicationError:
+        pass
+    except ValidationError as exc:
+        return _render_stage(request, participant, error=" ".join(exc.messages), status=400)
+    return _after_post(request, participant)
+
+
+@require_GET
+@cache_control(max_age=86400, private=True)
+def stimulus_image(request: HttpRequest, public_id: str) -> FileResponse:
+    """Stimulus images by opaque id, so the URL reveals nothing about classes or λ."""
+    try:
+        stimulus = selectors.stimulus_get_public(public_id=public_id)
+    except (Stimulus.DoesNotExist, ValidationError) as exc:
+        raise Http404("No such image.") from exc
+    if not stimulus.image:
+        raise Http404("This stimulus has no image file.")
+    return FileResponse(stimulus.image.open("rb"), content_type="image/png")
