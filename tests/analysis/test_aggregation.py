@@ -873,7 +873,9 @@ def test_legacy_constructions_always_sum_to_one(name: str, a: Annotation) -> Non
     ),
     data=st.data(),
 )
-def test_aggregate_independent_of_row_order(rows: list, data: st.DataObject) -> None:
+def test_aggregate_independent_of_row_order(
+    rows: list[tuple[Annotation, str, bool]], data: st.DataObject
+) -> None:
     # given annotation vectors with their annotators and repeat flags, and a shuffled copy
     vectors = construct_many([r[0] for r in rows], K, Method(name="cifar10s-top2-clamp"))
     ids = [r[1] for r in rows]
