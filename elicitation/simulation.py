@@ -1,0 +1,207 @@
+"""Simulated participants who go through the real HTTP journey (pilots, load tests, benchmarks).
+
+Each simulated worker uses only the participant JSON API, like a browser would. To answer
+plausibly it looks the trial's stimulus up in the database (a noisy version of the mixup label),
+falling back to a random answer when the server is not backed by this database.
+"""
+
+import json
+import random
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections, connections
+
+from elicitation.models import Participant, Response, Study, Trial
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        pass
+
+
+@contextmanager
+def local_server() -> Iterator[str]:
+    """Serve this project on a free loopback port in background threads; yields the base URL."""
+    server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=False)
+    server.set_app(get_wsgi_application())
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        connections.close_all()
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+
+
+def _request(url: str, payload: dict[str, Any] | None = None, timeout: float = 60) -> tuple[int, Any]:
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(  # noqa: S310 (URL built from a base the operator gave)
+        url, data=data, method="GET" if data is None else "POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310
+            return res.status, json.loads(res.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise HttpError(exc.code, exc.read().decode(errors="replace")) from exc
+
+
+@dataclass
+class RunStats:
+    completed: int = 0
+    responses: int = 0
+    errors: int = 0
+    full: int = 0
+    retries: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    error_messages: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def plausible_answer(rng: random.Random, trial_id: int, class_order: list[str]) -> dict[str, Any]:
+    """A noisy version of the stimulus's mixup label (or true class), as a person might give."""
+    trial = Trial.objects.select_related("stimulus").filter(id=trial_id).first()
+    close_old_connections()
+    s = trial.stimulus if trial is not None else None
+    if s is not None and s.lam is not None and s.class1 in class_order and s.class2 in class_order:
+        seen = min(1.0, max(0.0, rng.gauss(s.lam, 0.15)))
+        first, second = (s.class1, s.class2) if seen >= 0.5 else (s.class2, s.class1)
+        p1 = round(100 * max(seen, 1 - seen))
+        p2 = min(p1, 100 - p1)
+        others = [c for c in class_order if c not in (first, second)]
+    else:
+        first = s.true_class if s is not None and s.true_class in class_order else rng.choice(
+            class_order)
+        second = rng.choice([c for c in class_order if c != first])
+        p1 = rng.randint(60, 100)
+        p2 = min(p1, 100 - p1)
+        others = [c for c in class_order if c not in (first, second)]
+    answer: dict[str, Any] = {"top_class": first, "p1": p1, "second_class": None, "p2": None}
+    if p2 > 0:
+        answer["second_class"], answer["p2"] = second, p2
+    answer["impossible"] = rng.sample(others, k=rng.randint(0, len(others)))
+    return answer
+
+
+def _one_participant(base: str, study: Study, index: int, run_id: str, seed: int,
+                     stats: RunStats) -> None:
+    rng = random.Random(seed * 100_003 + index)  # noqa: S311 (simulation, not security)
+    api = f"{base}/api/participant/sessions"
+    try:
+        _, state = _request(f"{api}/", {
+            "study": study.slug, "platform": "prolific", "external_id": f"sim-{run_id}-{index}",
+            "platform_study_id": "simulated", "platform_session_id": uuid.uuid4().hex,
+        })
+        token = state["token"]
+        _request(f"{api}/{token}/consent/", {"adult": True, "understood": True, "agree": True})
+        _, state = _request(f"{api}/{token}/instructions/", {})
+        if state["stage"] == "comprehension":
+            answers = [q["answer"] for q in study.comprehension]
+            if rng.random() < 0.1:  # some people misread once and go round the loop again
+                wrong = [(a + 1) % len(q["options"]) for a, q in zip(answers, study.comprehension,
+                                                                     strict=True)]
+                _request(f"{api}/{token}/comprehension/", {"answers": wrong})
+                _request(f"{api}/{token}/instructions/", {})
+            _, state = _request(f"{api}/{token}/comprehension/", {"answers": answers})
+        if state["stage"] == "full":
+            with stats.lock:
+                stats.full += 1
+            return
+        while state["stage"] == "trials":
+            trial = state["trial"]
+            body = {"trial": trial["id"], "client_key": str(uuid.uuid4()),
+                    "rt_ms": rng.randint(2000, 15000),
+                    "answer": plausible_answer(rng, trial["id"], trial["display"]["class_order"])}
+            started = time.perf_counter()
+            status, _ = _request(f"{api}/{token}/responses/", body)
+            elapsed = (time.perf_counter() - started) * 1000
+            if status != 201:
+                raise HttpError(status, "expected 201 for a new response")
+            if rng.random() < 0.05:  # a retried submit must be recognised, not stored twice
+                status, _ = _request(f"{api}/{token}/responses/", body)
+                if status != 200:
+                    raise HttpError(status, "expected 200 for a repeated submit")
+                with stats.lock:
+                    stats.retries += 1
+            with stats.lock:
+                stats.responses += 1
+                stats.latencies_ms.append(elapsed)
+            _, state = _request(f"{api}/{token}/")
+        _, state = _request(f"{api}/{token}/debrief/", {"answers": {"0": "simulated"}})
+        if state["stage"] != "completed":
+            raise HttpError(200, f"ended at stage {state['stage']}")
+        with stats.lock:
+            stats.completed += 1
+    except (HttpError, OSError, KeyError, ValueError) as exc:
+        with stats.lock:
+            stats.errors += 1
+            stats.error_messages.append(f"participant {index}: {exc}")
+    finally:
+        close_old_connections()
+
+
+def _percentile(values: list[float], q: int) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def verify_stored(*, study: Study, run_id: str) -> bool:
+    """Every completed simulated participant has exactly one response per trial."""
+    completed = Participant.objects.filter(
+        study=study, external_id__startswith=f"sim-{run_id}-", stage=Participant.Stage.COMPLETED
+    )
+    for p in completed:
+        trials = Trial.objects.filter(participant=p).count()
+        stored = Response.objects.filter(participant=p).count()
+        if trials == 0 or trials != stored:
+            return False
+    return True
+
+
+def simulate(*, study: Study, participants: int, concurrency: int, base_url: str,
+             seed: int = 0) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    stats = RunStats()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for i in range(participants):
+            pool.submit(_one_participant, base_url.rstrip("/"), study, i, run_id, seed, stats)
+    wall = time.perf_counter() - started
+    return {
+        "completed": stats.completed,
+        "responses": stats.responses,
+        "errors": stats.errors,
+        "trials_per_s": round(stats.responses / wall, 2) if wall else 0.0,
+        "p50_ms": round(_percentile(stats.latencies_ms, 50), 1),
+        "p95_ms": round(_percentile(stats.latencies_ms, 95), 1),
+        "p99_ms": round(_percentile(stats.latencies_ms, 99), 1),
+        "full": stats.full,
+        "retries": stats.retries,
+        "wall_s": round(wall, 2),
+        "all_completed_stored": verify_stored(study=study, run_id=run_id),
+        "run_id": run_id,
+        "error_messages": stats.error_messages[:10],
+    }
