@@ -83,8 +83,6 @@ def parse_categorical(answer: Any, classes: list[str]) -> CategoricalAnswer:
         raise ValidationError(
             {"impossible": f"{clash[0]} is chosen as probable and cannot also be impossible."}
         )
-    if len(impossible) == len(classes):
-        raise ValidationError({"impossible": "Not every class can be impossible."})
     return CategoricalAnswer(
         top_class=top, p1_pct=p1, second_class=second, p2_pct=p2, impossible=tuple(impossible)
     )

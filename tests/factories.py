@@ -1,3 +1,5 @@
+import uuid
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -21,7 +23,8 @@ class StudyFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Study
 
-    slug = factory.Sequence(lambda n: f"study-{n}")
+    # Unique across processes too: helpers and live-server tests share one test database.
+    slug = factory.LazyFunction(lambda: f"study-{uuid.uuid4().hex[:12]}")
     title = factory.Sequence(lambda n: f"Study {n}")
     trial_type = Study.TrialType.CATEGORICAL
     owner = factory.SubFactory(UserFactory)

@@ -130,7 +130,8 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: without a broker URL tasks run in-process (the demo); with one they go to workers.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# HMIX_CELERY_EAGER overrides that choice either way (the real-worker tests set it to false).
+CELERY_TASK_ALWAYS_EAGER = env.bool("HMIX_CELERY_EAGER", default=not CELERY_BROKER_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]

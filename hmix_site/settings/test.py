@@ -8,7 +8,9 @@ DATABASES = {
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 
-CELERY_TASK_ALWAYS_EAGER = True
+# Eager unless told otherwise: tests/analysis/test_celery_worker.py starts real workers on these
+# settings with HMIX_CELERY_EAGER=false.
+CELERY_TASK_ALWAYS_EAGER = env.bool("HMIX_CELERY_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/14")
 

@@ -31,25 +31,24 @@
 
   function readPercent(input, label) {
     const text = input.value.trim();
-    if (!/^\d{1,3}(\.\d+)?$/.test(text)) throw new Error(`Please enter ${label} as a number from 0 to 100.`);
+    if (!/^\d{1,3}(\.\d+)?$/.test(text)) throw new Error(`Please enter the ${label} as a number from 0 to 100.`);
     const value = Number(text);
-    if (value < 0 || value > 100) throw new Error(`${label} must be between 0 and 100.`);
+    if (value < 0 || value > 100) throw new Error(`The ${label} must be between 0 and 100.`);
     return value;
   }
 
   function collect() {
     const top = checked("top_class");
     if (!top) throw new Error("Please choose the most probable category.");
-    const answer = { top_class: top.value, p1: readPercent(p1, "the first share"), second_class: null, p2: null };
+    const answer = { top_class: top.value, p1: readPercent(p1, "first share"), second_class: null, p2: null };
     const second = checked("second_class");
     if (second && second.value) {
       answer.second_class = second.value;
-      answer.p2 = readPercent(p2, "the second share");
+      answer.p2 = readPercent(p2, "second share");
       if (answer.p2 > answer.p1) throw new Error("The second category cannot be more probable than the first.");
       if (answer.p1 + answer.p2 > 100) throw new Error("The two shares add up to more than 100%.");
     }
     answer.impossible = Array.from(form.querySelectorAll('input[name="impossible"]:checked')).map((el) => el.value);
-    if (answer.impossible.length === HMixTrial.config.classes.length) throw new Error("Not every category can be impossible.");
     return answer;
   }
 

@@ -64,15 +64,19 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def _png_header_only(width: int, height: int) -> bytes:
-    # A valid signature and IHDR claiming a huge canvas, with no pixel data at all: the shape of
-    # a decompression bomb as far as the header is concerned.
+    # A valid signature and IHDR claiming a huge canvas, then a token IDAT: the shape of a
+    # decompression bomb as far as the header is concerned, a few dozen bytes on disk.
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
     return (
         b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(bytes(64)))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -273,14 +277,12 @@ def test_demo_classes_are_visually_distinct_for_a_nearest_centroid_classifier(se
         for name in DEMO_CLASSES
     }
 
+    def nearest(pixels: np.ndarray) -> str:
+        features = _luminance_silhouette(pixels)
+        return min(centroids, key=lambda name: float(np.linalg.norm(features - centroids[name])))
+
     # when
-    predictions = [
-        min(
-            centroids,
-            key=lambda name, f=_luminance_silhouette(i.pixels): np.linalg.norm(f - centroids[name]),
-        )
-        for i in test
-    ]
+    predictions = [nearest(i.pixels) for i in test]
 
     # then
     accuracy = np.mean([p == i.class_name for p, i in zip(predictions, test, strict=True)])
@@ -321,7 +323,7 @@ def test_encode_png_rejects_non_rgb_uint8(pixels: np.ndarray) -> None:
     [
         (b"hello, I am text", "not a readable image"),
         (encode_png(_gradient(seed=1, size=16))[:400], "not a valid image"),
-        (_png_header_only(100_000, 100_000), "decompression bomb"),
+        (_png_header_only(100_000, 100_000), "refused as a decompression bomb"),
         (_png_header_only(5_000, 5_000), "exceeds the limit"),
     ],
     ids=["text", "truncated", "pillow-bomb-limit", "own-pixel-limit"],
@@ -330,6 +332,16 @@ def test_decode_image_refuses_bad_bytes(data: bytes, reason: str) -> None:
     # given / when / then
     with pytest.raises(ImageImportError, match=reason):
         decode_image(data)
+
+
+def test_decode_image_treats_pillows_bomb_warning_as_an_error() -> None:
+    # given: 10^8 pixels is above Pillow's warning threshold (~89 Mpx) but below its hard error,
+    # and the caller's own limit is higher still
+    data = _png_header_only(10_000, 10_000)
+
+    # when / then
+    with pytest.raises(ImageImportError, match="refused as a decompression bomb"):
+        decode_image(data, max_pixels=10**9)
 
 
 def test_decode_image_obeys_a_small_pixel_limit() -> None:
@@ -443,7 +455,7 @@ def test_load_image_folder_converts_greyscale_to_rgb(tmp_path: Path) -> None:
     [
         ("truncated.png", encode_png(_gradient(seed=1, size=16))[:400], "not a valid image"),
         ("text.png", b"just some text, renamed", "not a readable image"),
-        ("bomb.png", _png_header_only(100_000, 100_000), "decompression bomb"),
+        ("bomb.png", _png_header_only(100_000, 100_000), "refused as a decompression bomb"),
         ("big.png", _png_header_only(5_000, 5_000), "exceeds the limit of 16777216"),
     ],
     ids=["truncated", "text-renamed", "pillow-bomb", "header-over-limit"],
@@ -599,7 +611,7 @@ def test_load_image_zip_refuses_symlink_members() -> None:
         archive.writestr(link, "/etc/passwd")
 
     # when / then
-    with pytest.raises(ImageImportError, match="Cat/1.png: symbolic links are not allowed"):
+    with pytest.raises(ImageImportError, match=r"Cat/1\.png: symbolic links are not allowed"):
         load_image_zip(io.BytesIO(buffer.getvalue()))
 
 
@@ -806,9 +818,7 @@ def test_load_cifar10_batches_rejects_malformed_batches(
         load_cifar10_batches([path])
 
 
-@pytest.mark.parametrize(
-    "raw", [b"not a pickle at all", b""], ids=["garbage", "empty-file"]
-)
+@pytest.mark.parametrize("raw", [b"not a pickle at all", b""], ids=["garbage", "empty-file"])
 def test_load_cifar10_batches_rejects_non_pickles(tmp_path: Path, raw: bytes) -> None:
     # given
     path = _write(tmp_path / "test_batch", raw)
@@ -975,9 +985,7 @@ def test_midpoint_series_has_eleven_integer_indexed_steps() -> None:
     assert len(series) == MIDPOINT_STEPS == 11
     assert np.array_equal(series[0], img2)
     assert np.array_equal(series[10], img1)
-    assert all(
-        np.array_equal(series[step], mix(img1, img2, step / 10)) for step in range(11)
-    )
+    assert all(np.array_equal(series[step], mix(img1, img2, step / 10)) for step in range(11))
 
 
 @pytest.mark.parametrize(

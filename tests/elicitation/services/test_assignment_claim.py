@@ -1,0 +1,156 @@
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from elicitation import services
+from elicitation.models import Batch, Participant, Response, Study, Trial
+from tests.conftest import advance_to_trials, categorical_answer
+
+pytestmark = pytest.mark.django_db
+
+Stage = Participant.Stage
+
+
+def _arrive(study: Study, pid: str) -> Participant:
+    participant, _ = services.participant_start(
+        study=study, platform=Participant.Platform.PROLIFIC, external_id=pid
+    )
+    return advance_to_trials(participant)
+
+
+def test_batches_fill_evenly_in_turn(make_study: Callable[..., Study]) -> None:
+    # given three batches with room for two each
+    study = make_study(n_stimuli=6, batch_size=2, participants_per_batch=2)
+    # when six people arrive one after another
+    batches = [_arrive(study, f"p{i}").batch.number for i in range(6)]
+    # then each batch is used once before any is used twice
+    assert batches[:3] == [1, 2, 3]
+    assert sorted(batches[3:]) == [1, 2, 3]
+
+
+def test_arrival_after_every_slot_is_taken_gets_no_batch(make_study: Callable[..., Study]) -> None:
+    # given
+    study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    _arrive(study, "first")
+    # when
+    late = _arrive(study, "late")
+    # then
+    assert late.stage == Stage.FULL
+    assert late.batch is None
+    assert Trial.objects.filter(participant=late).exists() is False
+
+
+def test_expired_lease_frees_the_slot_for_the_next_arrival(make_study: Callable[..., Study]) -> None:
+    # given one slot, held by someone who walked away
+    study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    gone = _arrive(study, "gone")
+    Participant.objects.filter(id=gone.id).update(lease_expires_at=timezone.now() - timedelta(1))
+    # when the beat task runs, then a newcomer arrives
+    reclaimed = services.participant_leases_reclaim()
+    newcomer = _arrive(study, "new")
+    # then
+    gone.refresh_from_db()
+    assert reclaimed == 1
+    assert gone.stage == Stage.EXPIRED
+    assert newcomer.stage == Stage.TRIALS
+    assert newcomer.batch_id == gone.batch_id
+
+
+def test_returning_before_reclaim_keeps_the_batch_and_renews_the_lease(
+    make_study: Callable[..., Study],
+) -> None:
+    # given
+    study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    p = _arrive(study, "back")
+    Participant.objects.filter(id=p.id).update(lease_expires_at=timezone.now() + timedelta(0, 5))
+    # when they come back (the page or the API touches the session)
+    services.participant_touch(participant=p)
+    reclaimed = services.participant_leases_reclaim(now=timezone.now() + timedelta(0, 60))
+    # then
+    p.refresh_from_db()
+    assert reclaimed == 0
+    assert p.stage == Stage.TRIALS
+    assert p.lease_expires_at > timezone.now() + timedelta(minutes=study.lease_minutes - 1)
+
+
+def test_reclaim_twice_is_a_no_op(make_study: Callable[..., Study]) -> None:
+    # given
+    study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    p = _arrive(study, "x")
+    Participant.objects.filter(id=p.id).update(lease_expires_at=timezone.now() - timedelta(1))
+    # when
+    first = services.participant_leases_reclaim()
+    second = services.participant_leases_reclaim()
+    # then
+    assert (first, second) == (1, 0)
+
+
+def _run_concurrently(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run work(i) for i < n in n threads released at the same instant; re-raise any error."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = work(i)
+        except BaseException as exc:  # surfaced below, in the test thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_crowd_arriving_at_once_never_overfills_a_batch(make_study: Callable[..., Study]) -> None:
+    # given 4 batches of 3 stimuli with room for 4 people each (16 slots) and 24 arrivals
+    study = make_study(n_stimuli=12, batch_size=3, participants_per_batch=4, repeats=1)
+    n = 24
+    # when all arrive at the same instant, then all who got a batch answer at the same time
+    participants = _run_concurrently(n, lambda i: _arrive(study, f"crowd-{i}").id)
+
+    def answer_all(i: int) -> int:
+        p = Participant.objects.get(id=participants[i])
+        count = 0
+        while p.stage == Stage.TRIALS:
+            trial = Trial.objects.filter(participant=p, response__isnull=True).order_by(
+                "position").first()
+            assert trial is not None
+            services.response_record(participant=p, trial_id=trial.id, client_key=uuid.uuid4(),
+                                     rt_ms=100, answer=categorical_answer())
+            count += 1
+            p.refresh_from_db()
+        if p.stage == Stage.DEBRIEF:
+            services.participant_debrief_submit(participant=p, answers={})
+        return count
+
+    _run_concurrently(n, answer_all)
+    # then no batch is over its target, the slots are all used, and the rest were told "full"
+    people = Participant.objects.filter(study=study)
+    per_batch = Counter(people.exclude(batch=None).values_list("batch__number", flat=True))
+    assert per_batch == {1: 4, 2: 4, 3: 4, 4: 4}
+    assert people.filter(stage=Stage.COMPLETED).count() == 16
+    assert people.filter(stage=Stage.FULL).count() == 8
+    # and every stimulus of each completed batch was answered exactly once per participant
+    for p in people.filter(stage=Stage.COMPLETED):
+        batch_stimuli = sorted(Batch.objects.get(id=p.batch_id).stimuli.values_list("id", flat=True))
+        main = sorted(Response.objects.filter(participant=p, kind=Trial.Kind.MAIN)
+                      .values_list("stimulus_id", flat=True))
+        assert main == batch_stimuli
+        assert Response.objects.filter(participant=p, kind=Trial.Kind.REPEAT).count() == 1

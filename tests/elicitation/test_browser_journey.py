@@ -1,0 +1,410 @@
+"""The participant journey for interface A in a real headless Chromium, against a live server.
+
+Every test asserts what ended up in the database, not only what the page shows: the browser holds
+nothing that matters, so the stored rows are the outcome.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from analysis.models import SoftLabel
+from elicitation import services
+from elicitation.models import ComprehensionAttempt, Participant, Response, Study, Trial
+from tests.conftest import advance_to_trials
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("HMIX_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc=CODE123"
+TWO_INSTRUCTION_PAGES = [
+    {"title": "The task", "html": "<p>Imagine 100 crowdworkers labelling each image.</p>"},
+    {"title": "Your answer", "html": "<p>Give the two most probable categories.</p>"},
+]
+
+expect.set_options(timeout=10_000)
+
+
+@dataclass(frozen=True)
+class Answer:
+    top: str
+    p1: int
+    second: str | None
+    p2: int | None
+    impossible: tuple[str, ...]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
+    """Pages in fresh contexts (no shared cookies or storage), closed after the test."""
+    contexts = []
+
+    def make() -> Page:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page: Callable[[], Page]) -> Page:
+    return new_page()
+
+
+def _entry_url(live_server: Any, study: Study, pid: str) -> str:
+    return (
+        f"{live_server.url}/s/{study.slug}/"
+        f"?PROLIFIC_PID={pid}&STUDY_ID=STUDY-1&SESSION_ID=SESSION-{pid}"
+    )
+
+
+def _session_url(live_server: Any, participant: Participant) -> str:
+    return f"{live_server.url}/p/{participant.token}/"
+
+
+def _participant_in_trials(study: Study, pid: str) -> Participant:
+    participant, _ = services.participant_start(
+        study=study, platform=Participant.Platform.PROLIFIC, external_id=pid
+    )
+    return advance_to_trials(participant)
+
+
+def _trial_id(page: Page) -> int:
+    return int(page.locator("#trial-form").get_attribute("data-trial-id") or "0")
+
+
+def _wait_for_stimulus(page: Page) -> None:
+    # The response clock starts at the first paint of the image, so answer only once it is shown.
+    page.wait_for_function(
+        "() => { const img = document.getElementById('stimulus');"
+        " return img.complete && img.naturalWidth > 0; }"
+    )
+
+
+def _shown_classes(page: Page) -> list[str]:
+    return [t.strip() for t in page.locator("#top-group label.choice").all_inner_texts()]
+
+
+def _fill_answer(page: Page, answer: Answer) -> None:
+    # Labels are clickable: choose by the visible text, as a person would.
+    page.locator("#top-group").get_by_text(answer.top, exact=True).click()
+    page.locator("#p1").fill(str(answer.p1))
+    if answer.second is not None:
+        page.locator("#second-group").get_by_text(answer.second, exact=True).click()
+        page.locator("#p2").fill(str(answer.p2))
+    for name in answer.impossible:
+        page.locator("#impossible-group").get_by_text(name, exact=True).click()
+
+
+def _expect_progress(page: Page, answered: int, total: int) -> None:
+    expect(page.locator(".progress-text")).to_have_text(f"{answered} / {total}")
+
+
+def _plan(shown: list[str], i: int) -> Answer:
+    """A different, valid answer for trial i (one trial has no alternative)."""
+    n = len(shown)
+    no_second = i == 2
+    return Answer(
+        top=shown[i % n],
+        p1=50 + i,
+        second=None if no_second else shown[(i + 1) % n],
+        p2=None if no_second else 20 + i,
+        impossible=(shown[(i + 3) % n], shown[(i + 5) % n]),
+    )
+
+
+def test_full_journey_stores_every_answer_once_and_redirects_to_prolific(
+    live_server: Any, make_image_study: Callable[..., Study], page: Page
+) -> None:
+    # given
+    study = make_image_study(n_pairs=2, batch_size=4, instructions=TWO_INSTRUCTION_PAGES)
+    page.route(
+        "https://app.prolific.com/**",
+        lambda route: route.fulfill(status=200, content_type="text/html", body="<p>Prolific</p>"),
+    )
+
+    # when: consent
+    page.goto(_entry_url(live_server, study, "PID-JOURNEY"))
+    page.get_by_label("I am 18 years of age or older.").check()
+    page.get_by_label("I have read and understood the information above.").check()
+    page.get_by_label("I want to take part in this study.").check()
+    page.get_by_role("button", name="I agree, continue").click()
+    # when: instructions, paging back and forth
+    expect(page.get_by_role("heading", name="The task")).to_be_visible()
+    expect(page.get_by_role("button", name="Previous")).to_be_disabled()
+    expect(page.get_by_role("button", name="Continue to a short check")).to_be_hidden()
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_role("heading", name="Your answer")).to_be_visible()
+    expect(page.get_by_role("heading", name="The task")).to_be_hidden()
+    page.get_by_role("button", name="Previous").click()
+    expect(page.get_by_role("heading", name="The task")).to_be_visible()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Continue to a short check").click()
+    # when: a wrong comprehension answer sends the participant back to the instructions
+    page.get_by_label("Mine").check()
+    page.get_by_role("button", name="Submit answers").click()
+
+    # then
+    expect(page.locator(".notice")).to_have_text(
+        "Some answers to the check were not right. Please read the instructions again; "
+        "the check follows."
+    )
+    participant = Participant.objects.get(study=study)
+    assert participant.stage == Participant.Stage.INSTRUCTIONS
+    assert participant.comprehension_failures == 1
+    assert list(
+        ComprehensionAttempt.objects.filter(participant=participant).values_list(
+            "number", "answers", "passed"
+        )
+    ) == [(1, [0], False)]
+
+    # when: instructions again, then the right answer
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Continue to a short check").click()
+    page.get_by_label("100 workers'").check()
+    page.get_by_role("button", name="Submit answers").click()
+    expect(page.locator("#trial-form")).to_be_visible()
+    total = Trial.objects.filter(participant=participant).count()
+    shown = _shown_classes(page)
+    entered: dict[int, Answer] = {}
+    for i in range(total):
+        _expect_progress(page, i, total)
+        _wait_for_stimulus(page)
+        if i == total // 2:
+            # A refresh mid-study shows the same trial again, with progress unchanged.
+            before = _trial_id(page)
+            page.reload()
+            _wait_for_stimulus(page)
+            assert _trial_id(page) == before
+            _expect_progress(page, i, total)
+        assert _shown_classes(page) == shown
+        answer = _plan(shown, i)
+        _fill_answer(page, answer)
+        expect(page.locator(f'#impossible-group input[value="{answer.top}"]')).to_be_disabled()
+        if answer.second is not None:
+            expect(
+                page.locator(f'#impossible-group input[value="{answer.second}"]')
+            ).to_be_disabled()
+        entered[_trial_id(page)] = answer
+        page.get_by_role("button", name="Next").click()
+        _expect_progress(page, i + 1, total)
+    # when: debrief, then completion
+    page.get_by_label("Comments?").fill("Clear task.")
+    page.clock.install()  # the completion page redirects after a timer: skip the wait
+    page.get_by_role("button", name="Finish").click()
+    expect(page.locator("#completion-code")).to_have_text("CODE123")
+    expect(page.locator("#completion-link")).to_have_attribute("href", COMPLETION_URL)
+    page.clock.run_for(5000)
+    page.wait_for_url(COMPLETION_URL)
+
+    # then
+    participant.refresh_from_db()
+    classes = study.classes
+    trials = list(Trial.objects.filter(participant=participant).order_by("position"))
+    responses = {r.trial_id: r for r in Response.objects.filter(participant=participant)}
+    assert participant.stage == Participant.Stage.COMPLETED
+    assert participant.debrief == {"Comments?": "Clear task."}
+    assert [a.passed for a in participant.comprehension_attempts.order_by("number")] == [
+        False,
+        True,
+    ]
+    assert total == 4 + study.repeats
+    assert sorted(responses) == sorted(t.id for t in trials) == sorted(entered)
+    assert shown == [classes[i] for i in participant.class_order]
+    for trial in trials:
+        response, answer = responses[trial.id], entered[trial.id]
+        assert response.display == {"class_order": shown}
+        assert response.position == trial.position
+        assert response.kind == trial.kind
+        assert response.rt_ms > 0
+        assert response.top_class == classes.index(answer.top)
+        assert response.p1_pct == float(answer.p1)
+        assert response.second_class == (
+            None if answer.second is None else classes.index(answer.second)
+        )
+        assert response.p2_pct == (None if answer.p2 is None else float(answer.p2))
+        assert response.impossible == sorted(classes.index(n) for n in answer.impossible)
+    answered_stimuli = {t.stimulus_id for t in trials}
+    assert set(SoftLabel.objects.filter(study=study).values_list("stimulus_id", flat=True)) == (
+        answered_stimuli
+    )
+    assert SoftLabel.objects.filter(study=study).count() == len(answered_stimuli)
+
+
+def test_double_submit_stores_one_response_and_moves_on(
+    live_server: Any, make_image_study: Callable[..., Study], page: Page
+) -> None:
+    # given
+    study = make_image_study(n_pairs=2, batch_size=4)
+    participant = _participant_in_trials(study, "PID-DOUBLE")
+    trials = list(Trial.objects.filter(participant=participant).order_by("position"))
+    page.goto(_session_url(live_server, participant))
+    _wait_for_stimulus(page)
+    shown = _shown_classes(page)
+
+    # when: a double click on Next
+    _fill_answer(page, _plan(shown, 0))
+    page.locator("#submit-trial").dblclick()
+
+    # then
+    _expect_progress(page, 1, len(trials))
+    expect(page.locator("#trial-form")).to_have_attribute("data-trial-id", str(trials[1].id))
+    assert Response.objects.filter(trial=trials[0]).count() == 1
+    assert Response.objects.count() == 1
+
+    # when: two submits dispatched back to back by script
+    _wait_for_stimulus(page)
+    _fill_answer(page, _plan(shown, 1))
+    page.evaluate(
+        "() => { const form = document.getElementById('trial-form');"
+        " form.requestSubmit(); form.requestSubmit(); }"
+    )
+
+    # then
+    _expect_progress(page, 2, len(trials))
+    expect(page.locator("#trial-form")).to_have_attribute("data-trial-id", str(trials[2].id))
+    assert Response.objects.filter(trial=trials[1]).count() == 1
+    assert Response.objects.count() == 2
+
+
+def test_invalid_answers_are_refused_and_nothing_is_stored(
+    live_server: Any, make_image_study: Callable[..., Study], page: Page
+) -> None:
+    # given
+    study = make_image_study(n_pairs=2, batch_size=4)
+    participant = _participant_in_trials(study, "PID-INVALID")
+    page.goto(_session_url(live_server, participant))
+    _wait_for_stimulus(page)
+    trial_id = _trial_id(page)
+    shown = _shown_classes(page)
+    top, other = shown[0], shown[1]
+    error = page.locator("#trial-error")
+
+    # when: no class chosen
+    page.get_by_role("button", name="Next").click()
+    # then
+    expect(error).to_have_text("Please choose the most probable category.")
+    assert Response.objects.exists() is False
+
+    # when: a share of 150%
+    page.locator("#top-group").get_by_text(top, exact=True).click()
+    page.locator("#p1").fill("150")
+    page.get_by_role("button", name="Next").click()
+    # then
+    expect(error).to_have_text("The first share must be between 0 and 100.")
+    assert Response.objects.exists() is False
+
+    # when: the same answer reaches the server without the page's checks
+    page.evaluate(
+        "([top]) => HMixTrial.submit("
+        "{top_class: top, p1: 150, second_class: null, p2: null, impossible: []},"
+        " document.getElementById('submit-trial'))",
+        [top],
+    )
+    # then
+    expect(error).to_have_text("p1: p1 must be between 0 and 100, got 150.")
+    expect(page.get_by_role("button", name="Next")).to_be_enabled()
+    assert Response.objects.exists() is False
+
+    # when: the top class cannot also be the second
+    second_same = page.locator(f'#second-group input[value="{top}"]')
+    # then
+    expect(second_same).to_be_disabled()
+    page.locator("#second-group").get_by_text(top, exact=True).click()
+    expect(second_same).not_to_be_checked()
+    expect(page.get_by_label("No alternative")).to_be_checked()
+
+    # when: a class chosen as second is then made the top class
+    page.locator("#second-group").get_by_text(other, exact=True).click()
+    page.locator("#p2").fill("10")
+    page.locator("#top-group").get_by_text(other, exact=True).click()
+    # then: the second choice falls back to "no alternative"
+    expect(page.get_by_label("No alternative")).to_be_checked()
+    expect(page.locator("#p2")).to_be_disabled()
+    expect(page.locator("#p2")).to_have_value("")
+    expect(page.locator("#trial-form")).to_have_attribute("data-trial-id", str(trial_id))
+    assert Response.objects.exists() is False
+
+
+def test_declining_consent_ends_the_session_without_trials(
+    live_server: Any, make_image_study: Callable[..., Study], page: Page
+) -> None:
+    # given
+    study = make_image_study(n_pairs=2, batch_size=4)
+    page.goto(_entry_url(live_server, study, "PID-DECLINE"))
+
+    # when
+    page.get_by_role("button", name="I do not wish to take part").click()
+
+    # then
+    expect(page.locator("#ended")).to_have_attribute("data-stage", "declined")
+    expect(page.locator("#ended")).to_contain_text("You chose not to take part.")
+    participant = Participant.objects.get(study=study)
+    assert participant.stage == Participant.Stage.DECLINED
+    assert participant.external_id == "PID-DECLINE"
+    assert participant.batch is None
+    assert Trial.objects.exists() is False
+    assert Response.objects.exists() is False
+
+    # when: the same worker follows the link again
+    page.goto(_entry_url(live_server, study, "PID-DECLINE"))
+    # then
+    expect(page.locator("#ended")).to_have_attribute("data-stage", "declined")
+    assert Participant.objects.count() == 1
+    assert Trial.objects.exists() is False
+
+
+def test_returning_prolific_worker_resumes_the_same_session_at_the_same_trial(
+    live_server: Any,
+    make_image_study: Callable[..., Study],
+    page: Page,
+    new_page: Callable[[], Page],
+) -> None:
+    # given: a worker who answered one trial in one browser
+    study = make_image_study(n_pairs=2, batch_size=4)
+    page.goto(_entry_url(live_server, study, "PID-BACK"))
+    participant = advance_to_trials(Participant.objects.get(study=study))
+    page.reload()
+    _wait_for_stimulus(page)
+    total = Trial.objects.filter(participant=participant).count()
+    _fill_answer(page, _plan(_shown_classes(page), 0))
+    page.get_by_role("button", name="Next").click()
+    _expect_progress(page, 1, total)
+    trial_id = _trial_id(page)
+
+    # when: the same PROLIFIC_PID arrives in a fresh browser context (no cookies, no storage)
+    other = new_page()
+    other.goto(_entry_url(live_server, study, "PID-BACK"))
+
+    # then
+    expect(other).to_have_url(_session_url(live_server, participant))
+    _expect_progress(other, 1, total)
+    assert _trial_id(other) == trial_id
+    assert Participant.objects.count() == 1
+    participant.refresh_from_db()
+    assert participant.stage == Participant.Stage.TRIALS
+    assert Response.objects.filter(participant=participant).count() == 1
