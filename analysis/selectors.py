@@ -1,7 +1,6 @@
 import json
 from collections.abc import Iterator
 from itertools import groupby
-from typing import Any
 
 from django.db.models import QuerySet
 
@@ -30,7 +29,9 @@ def stimulus_methods(*, stimulus: Stimulus) -> list[Method]:
 
 
 def annotation_from_response(response: Response) -> Annotation:
-    assert response.top_class is not None and response.p1_pct is not None
+    # Only called on categorical responses (see categorical_responses), which always have both.
+    assert response.top_class is not None
+    assert response.p1_pct is not None
     return Annotation(
         top=response.top_class,
         p1=response.p1_pct,
@@ -79,13 +80,4 @@ def soft_label_list(*, study: Study, method: Method | None = None) -> QuerySet[S
         SoftLabel.objects.filter(study=study, method=method.name, params_key=params_key(method))
         .select_related("stimulus")
         .order_by("stimulus__key")
-    )
-
-
-def soft_label_methods(*, study: Study) -> list[dict[str, Any]]:
-    return list(
-        SoftLabel.objects.filter(study=study)
-        .values("method", "params")
-        .distinct()
-        .order_by("method")
     )

@@ -113,7 +113,7 @@ class ConsentApi(ParticipantApi):
             missing = [k for k in ("adult", "understood", "agree") if not attrs[k]]
             if missing:
                 raise serializers.ValidationError(
-                    {m: "All three statements must be confirmed to take part." for m in missing}
+                    dict.fromkeys(missing, "All three statements must be confirmed to take part.")
                 )
             return attrs
 

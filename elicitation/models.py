@@ -1,4 +1,5 @@
 import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -165,7 +166,9 @@ class Batch(BaseModel):
     number = models.PositiveIntegerField()
     # Completed + in-progress participants never exceed this (enforced under a row lock).
     target = models.PositiveIntegerField()
-    stimuli = models.ManyToManyField(Stimulus, through="BatchItem", related_name="batches")
+    stimuli: "models.ManyToManyField[Stimulus, BatchItem]" = models.ManyToManyField(
+        Stimulus, through="BatchItem", related_name="batches"
+    )
 
     class Meta:
         ordering = ["study", "number"]
@@ -188,6 +191,9 @@ class BatchItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["batch", "stimulus"], name="batch_item_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.position}"
 
 
 class Participant(BaseModel):

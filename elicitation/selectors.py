@@ -9,8 +9,10 @@ def study_get_by_slug(*, slug: str) -> Study:
     return Study.objects.get(slug=slug)
 
 
-def study_list_for_user(*, user_id: int) -> QuerySet[Study]:
-    """Studies the user owns or collaborates on."""
+def study_list_for_user(*, user_id: int | None) -> QuerySet[Study]:
+    """Studies the user owns or collaborates on (none for an anonymous user)."""
+    if user_id is None:
+        return Study.objects.none()
     return (
         Study.objects.filter(Q(owner_id=user_id) | Q(researchers__id=user_id))
         .distinct()
@@ -19,7 +21,9 @@ def study_list_for_user(*, user_id: int) -> QuerySet[Study]:
     )
 
 
-def study_is_researcher(*, study: Study, user_id: int) -> bool:
+def study_is_researcher(*, study: Study, user_id: int | None) -> bool:
+    if user_id is None:
+        return False
     return study.owner_id == user_id or study.researchers.filter(id=user_id).exists()
 
 
@@ -40,12 +44,13 @@ def batch_load_filter() -> Q:
     return Q(participants__stage__in=[*Participant.HOLDING_STAGES, Participant.Stage.COMPLETED])
 
 
-def batch_list_with_load(*, study: Study) -> QuerySet[Batch]:
-    """The study's batches annotated with `load` (slots taken), least loaded first."""
-    return (
+def batch_loads(*, study: Study) -> list[tuple[int, int, int]]:
+    """(batch id, slots taken, target) for each of the study's batches, in batch order."""
+    return list(
         Batch.objects.filter(study=study)
         .annotate(load=Count("participants", filter=batch_load_filter()))
-        .order_by("load", "number")
+        .order_by("number")
+        .values_list("id", "load", "target")
     )
 
 

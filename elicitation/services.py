@@ -84,7 +84,7 @@ def batches_build(
         raise ApplicationError("Batches cannot be rebuilt once participants were assigned.")
     study.batches.all().delete()
     order = list(stimuli)
-    random.Random(seed).shuffle(order)
+    random.Random(seed).shuffle(order)  # noqa: S311 (reproducible layout, not a secret)
     batches = []
     for number, start in enumerate(range(0, len(order), batch_size), start=1):
         batch = Batch(study=study, number=number, target=study.participants_per_batch)
@@ -254,10 +254,7 @@ def assignment_claim(*, participant: Participant) -> Batch | None:
     SELECT ... FOR UPDATE docs), so a transaction never waits while holding another batch.
     """
     study = participant.study
-    ranked = list(selectors.batch_list_with_load(study=study))
-    candidates = choose_batch(
-        [(b.id, b.load, b.target) for b in ranked], participant_id=participant.id
-    )
+    candidates = choose_batch(selectors.batch_loads(study=study), participant_id=participant.id)
     for skip_locked in (True, False):
         for batch_id in candidates:
             try:
@@ -288,7 +285,7 @@ def _lease(study: Study) -> timedelta:
 
 def trials_build(*, participant: Participant, batch: Batch) -> list[Trial]:
     """Main trials in an order shuffled for this participant, then the repeat trials."""
-    rng = random.Random(secrets.randbits(64))
+    rng = random.Random(secrets.randbits(64))  # noqa: S311 (seeded from secrets)
     stimuli = selectors.batch_stimuli(batch=batch)
     rng.shuffle(stimuli)
     repeats = rng.sample(stimuli, k=min(participant.study.repeats, len(stimuli)))

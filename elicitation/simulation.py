@@ -27,7 +27,7 @@ from elicitation.models import Participant, Response, Study, Trial
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -53,10 +53,14 @@ class HttpError(Exception):
         self.status = status
 
 
-def _request(url: str, payload: dict[str, Any] | None = None, timeout: float = 60) -> tuple[int, Any]:
+def _request(
+    url: str, payload: dict[str, Any] | None = None, timeout: float = 60
+) -> tuple[int, Any]:
     data = None if payload is None else json.dumps(payload).encode()
     req = urllib.request.Request(  # noqa: S310 (URL built from a base the operator gave)
-        url, data=data, method="GET" if data is None else "POST",
+        url,
+        data=data,
+        method="GET" if data is None else "POST",
         headers={"Content-Type": "application/json", "Accept": "application/json"},
     )
     try:
@@ -90,8 +94,11 @@ def plausible_answer(rng: random.Random, trial_id: int, class_order: list[str]) 
         p2 = min(p1, 100 - p1)
         others = [c for c in class_order if c not in (first, second)]
     else:
-        first = s.true_class if s is not None and s.true_class in class_order else rng.choice(
-            class_order)
+        first = (
+            s.true_class
+            if s is not None and s.true_class in class_order
+            else rng.choice(class_order)
+        )
         second = rng.choice([c for c in class_order if c != first])
         p1 = rng.randint(60, 100)
         p2 = min(p1, 100 - p1)
@@ -103,23 +110,32 @@ def plausible_answer(rng: random.Random, trial_id: int, class_order: list[str]) 
     return answer
 
 
-def _one_participant(base: str, study: Study, index: int, run_id: str, seed: int,
-                     stats: RunStats) -> None:
+def _one_participant(
+    base: str, study: Study, index: int, run_id: str, seed: int, stats: RunStats
+) -> None:
     rng = random.Random(seed * 100_003 + index)  # noqa: S311 (simulation, not security)
     api = f"{base}/api/participant/sessions"
     try:
-        _, state = _request(f"{api}/", {
-            "study": study.slug, "platform": "prolific", "external_id": f"sim-{run_id}-{index}",
-            "platform_study_id": "simulated", "platform_session_id": uuid.uuid4().hex,
-        })
+        _, state = _request(
+            f"{api}/",
+            {
+                "study": study.slug,
+                "platform": "prolific",
+                "external_id": f"sim-{run_id}-{index}",
+                "platform_study_id": "simulated",
+                "platform_session_id": uuid.uuid4().hex,
+            },
+        )
         token = state["token"]
         _request(f"{api}/{token}/consent/", {"adult": True, "understood": True, "agree": True})
         _, state = _request(f"{api}/{token}/instructions/", {})
         if state["stage"] == "comprehension":
             answers = [q["answer"] for q in study.comprehension]
             if rng.random() < 0.1:  # some people misread once and go round the loop again
-                wrong = [(a + 1) % len(q["options"]) for a, q in zip(answers, study.comprehension,
-                                                                     strict=True)]
+                wrong = [
+                    (a + 1) % len(q["options"])
+                    for a, q in zip(answers, study.comprehension, strict=True)
+                ]
                 _request(f"{api}/{token}/comprehension/", {"answers": wrong})
                 _request(f"{api}/{token}/instructions/", {})
             _, state = _request(f"{api}/{token}/comprehension/", {"answers": answers})
@@ -129,9 +145,12 @@ def _one_participant(base: str, study: Study, index: int, run_id: str, seed: int
             return
         while state["stage"] == "trials":
             trial = state["trial"]
-            body = {"trial": trial["id"], "client_key": str(uuid.uuid4()),
-                    "rt_ms": rng.randint(2000, 15000),
-                    "answer": plausible_answer(rng, trial["id"], trial["display"]["class_order"])}
+            body = {
+                "trial": trial["id"],
+                "client_key": str(uuid.uuid4()),
+                "rt_ms": rng.randint(2000, 15000),
+                "answer": plausible_answer(rng, trial["id"], trial["display"]["class_order"]),
+            }
             started = time.perf_counter()
             status, _ = _request(f"{api}/{token}/responses/", body)
             elapsed = (time.perf_counter() - started) * 1000
@@ -181,8 +200,9 @@ def verify_stored(*, study: Study, run_id: str) -> bool:
     return True
 
 
-def simulate(*, study: Study, participants: int, concurrency: int, base_url: str,
-             seed: int = 0) -> dict[str, Any]:
+def simulate(
+    *, study: Study, participants: int, concurrency: int, base_url: str, seed: int = 0
+) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     stats = RunStats()
     started = time.perf_counter()

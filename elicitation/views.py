@@ -2,6 +2,8 @@
 the JSON API; every POST redirects back to the session page, so refresh and back are safe.
 """
 
+import contextlib
+
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -145,24 +147,24 @@ def consent_submit(request: HttpRequest, token: str) -> HttpResponse:
     form = ConsentForm(request.POST)
     if not form.is_valid():
         return _render_stage(
-            request, participant, error=" ".join(form.non_field_errors()), status=400
+            request,
+            participant,
+            error=" ".join(str(e) for e in form.non_field_errors()),
+            status=400,
         )
-    try:
+    # A stale form (back button) is not an error: the session page shows where things stand.
+    with contextlib.suppress(ApplicationError):
         participant = services.participant_consent(
             participant=participant, agreed=not form.cleaned_data["decline"]
         )
-    except ApplicationError:
-        pass  # a stale form (back button): the session page shows where things stand
     return _after_post(request, participant)
 
 
 @require_POST
 def instructions_submit(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)
-    try:
+    with contextlib.suppress(ApplicationError):
         participant = services.participant_instructions_complete(participant=participant)
-    except ApplicationError:
-        pass
     return _after_post(request, participant)
 
 

@@ -4,7 +4,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -46,6 +45,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, drf_exceptions.ValidationError):
         response.data = {"message": _first_message(exc.detail), "extra": {"fields": exc.detail}}
     else:
-        detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
-        response.data = {"message": str(detail), "extra": {}}
+        message = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+        response.data = {"message": str(message), "extra": {}}
     return response

@@ -558,7 +558,7 @@ def test_method_unknown_name_lists_valid_names() -> None:
 def test_method_validation(kwargs: dict[str, object], match: str) -> None:
     # given / when / then
     with pytest.raises(ValueError, match=match):
-        Method(name="cifar10s-top2-clamp", **kwargs)  # type: ignore[arg-type]
+        Method(name="cifar10s-top2-clamp", **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -787,7 +787,7 @@ def test_label_summary_without_mix_reports_none() -> None:
 def test_label_summary_rejects_bad_arguments(kwargs: dict[str, float]) -> None:
     # given / when / then
     with pytest.raises(ValueError, match=r"lam|outside"):
-        label_summary(np.array([0.5, 0.5, 0.0]), **kwargs)  # type: ignore[arg-type]
+        label_summary(np.array([0.5, 0.5, 0.0]), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

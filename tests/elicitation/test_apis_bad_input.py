@@ -69,7 +69,9 @@ def test_bad_answers_are_refused_and_nothing_is_written(
     ],
 )
 def test_malformed_submit_fields_are_refused(
-    api_client: APIClient, participant_in_trials: Participant, body: dict[str, Any],
+    api_client: APIClient,
+    participant_in_trials: Participant,
+    body: dict[str, Any],
     message_part: str,
 ) -> None:
     # when
@@ -82,15 +84,23 @@ def test_malformed_submit_fields_are_refused(
 
 @pytest.mark.parametrize(
     "name",
-    ["session-consent", "session-comprehension", "session-responses", "session-debrief",
-     "session-start"],
+    [
+        "session-consent",
+        "session-comprehension",
+        "session-responses",
+        "session-debrief",
+        "session-start",
+    ],
 )
 def test_malformed_json_body_is_refused(
     api_client: APIClient, participant_in_trials: Participant, name: str
 ) -> None:
     # given
-    url = (reverse("participant-api:session-start") if name == "session-start"
-           else _url(name, participant_in_trials))
+    url = (
+        reverse("participant-api:session-start")
+        if name == "session-start"
+        else _url(name, participant_in_trials)
+    )
     before = Participant.objects.count()
     # when
     res = api_client.post(url, data='{"answers": [1,', content_type="application/json")
@@ -106,10 +116,12 @@ def test_someone_elses_trial_is_refused(
 ) -> None:
     # given two participants in trials
     study = make_study(n_stimuli=4, batch_size=2)
-    mine = advance_to_trials(services.participant_start(
-        study=study, platform="prolific", external_id="A")[0])
-    theirs = advance_to_trials(services.participant_start(
-        study=study, platform="prolific", external_id="B")[0])
+    mine = advance_to_trials(
+        services.participant_start(study=study, platform="prolific", external_id="A")[0]
+    )
+    theirs = advance_to_trials(
+        services.participant_start(study=study, platform="prolific", external_id="B")[0]
+    )
     their_trial = theirs.trials.order_by("position").first()
     # when I submit an answer to their trial with my session
     res = _submit(api_client, mine, trial=their_trial.id)
@@ -123,7 +135,8 @@ def test_unknown_session_token_is_404(api_client: APIClient) -> None:
     # when
     res = api_client.post(
         reverse("participant-api:session-responses", kwargs={"token": uuid.uuid4()}),
-        {"trial": 1, "client_key": str(uuid.uuid4()), "rt_ms": 1, "answer": {}}, format="json",
+        {"trial": 1, "client_key": str(uuid.uuid4()), "rt_ms": 1, "answer": {}},
+        format="json",
     )
     # then
     assert res.status_code == 404
@@ -162,8 +175,12 @@ def test_repeated_submit_returns_the_stored_response_without_writing(
 ) -> None:
     # given
     trial = participant_in_trials.trials.order_by("position").first()
-    body = {"trial": trial.id, "client_key": str(uuid.uuid4()), "rt_ms": 900,
-            "answer": categorical_answer()}
+    body = {
+        "trial": trial.id,
+        "client_key": str(uuid.uuid4()),
+        "rt_ms": 900,
+        "answer": categorical_answer(),
+    }
     url = _url("session-responses", participant_in_trials)
     # when
     first = api_client.post(url, body, format="json")
@@ -193,14 +210,18 @@ def test_consent_needs_all_three_statements(
 ) -> None:
     # given
     participant, _ = services.participant_start(
-        study=make_study(), platform="prolific", external_id="C")
+        study=make_study(), platform="prolific", external_id="C"
+    )
     # when
-    res = api_client.post(_url("session-consent", participant), {"adult": True, "agree": True},
-                          format="json")
+    res = api_client.post(
+        _url("session-consent", participant), {"adult": True, "agree": True}, format="json"
+    )
     # then
     participant.refresh_from_db()
     assert res.status_code == 400
-    assert res.json()["message"] == "understood: All three statements must be confirmed to take part."
+    assert (
+        res.json()["message"] == "understood: All three statements must be confirmed to take part."
+    )
     assert participant.stage == Participant.Stage.CONSENT
 
 
@@ -209,12 +230,14 @@ def test_comprehension_answers_of_wrong_length_are_refused(
 ) -> None:
     # given
     participant, _ = services.participant_start(
-        study=make_study(), platform="prolific", external_id="D")
+        study=make_study(), platform="prolific", external_id="D"
+    )
     services.participant_consent(participant=participant, agreed=True)
     services.participant_instructions_complete(participant=participant)
     # when
-    res = api_client.post(_url("session-comprehension", participant), {"answers": [1, 0]},
-                          format="json")
+    res = api_client.post(
+        _url("session-comprehension", participant), {"answers": [1, 0]}, format="json"
+    )
     # then
     assert res.status_code == 400
     assert res.json()["message"] == "answers: Expected a list of 1 answers, one per question."
@@ -226,10 +249,12 @@ def test_comprehension_out_of_order_is_refused(
 ) -> None:
     # given a participant who has not consented yet
     participant, _ = services.participant_start(
-        study=make_study(), platform="prolific", external_id="E")
+        study=make_study(), platform="prolific", external_id="E"
+    )
     # when
-    res = api_client.post(_url("session-comprehension", participant), {"answers": [1]},
-                          format="json")
+    res = api_client.post(
+        _url("session-comprehension", participant), {"answers": [1]}, format="json"
+    )
     # then
     assert res.status_code == 409
     assert res.json()["message"] == "This step is not open: the session is at 'consent'."
@@ -240,8 +265,9 @@ def test_debrief_before_the_trials_are_done_is_refused(
     api_client: APIClient, participant_in_trials: Participant
 ) -> None:
     # when
-    res = api_client.post(_url("session-debrief", participant_in_trials),
-                          {"answers": {"0": "hi"}}, format="json")
+    res = api_client.post(
+        _url("session-debrief", participant_in_trials), {"answers": {"0": "hi"}}, format="json"
+    )
     # then
     participant_in_trials.refresh_from_db()
     assert res.status_code == 409
@@ -253,8 +279,11 @@ def test_start_needs_a_worker_id_for_prolific(
     api_client: APIClient, make_study: Callable[..., Study]
 ) -> None:
     # when
-    res = api_client.post(reverse("participant-api:session-start"),
-                          {"study": make_study().slug, "platform": "prolific"}, format="json")
+    res = api_client.post(
+        reverse("participant-api:session-start"),
+        {"study": make_study().slug, "platform": "prolific"},
+        format="json",
+    )
     # then
     assert res.status_code == 400
     assert res.json()["message"].startswith("external_id: external_id (PROLIFIC_PID")
@@ -268,8 +297,11 @@ def test_start_on_a_paused_study_is_refused(
     study = make_study()
     services.study_set_status(study=study, status=Study.Status.PAUSED)
     # when
-    res = api_client.post(reverse("participant-api:session-start"),
-                          {"study": study.slug, "platform": "direct"}, format="json")
+    res = api_client.post(
+        reverse("participant-api:session-start"),
+        {"study": study.slug, "platform": "direct"},
+        format="json",
+    )
     # then
     assert res.status_code == 409
     assert res.json()["message"] == "This study is not accepting participants right now."

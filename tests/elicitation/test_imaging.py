@@ -1005,7 +1005,7 @@ def test_midpoint_lambda_is_step_over_ten(step: int, expected: str) -> None:
 def test_midpoint_lambda_rejects_non_steps(step: object, error: type[Exception]) -> None:
     # given / when / then
     with pytest.raises(error, match="step must be"):
-        midpoint_lambda(step)  # type: ignore[arg-type]
+        midpoint_lambda(step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1086,7 +1086,7 @@ def test_mix_spec_rejects_invalid_fields(fields: dict[str, object], message: str
 
     # when / then
     with pytest.raises(ValueError, match=message):
-        MixSpec(**values)  # type: ignore[arg-type]
+        MixSpec(**values)
 
 
 def test_render_mix_mixes_the_named_images_in_spec_order() -> None:
@@ -1245,7 +1245,7 @@ def test_plan_mixup_rejects_bad_arguments(kwargs: dict[str, object], message: st
 
     # when / then
     with pytest.raises(ValueError, match=message):
-        plan_mixup(images, **arguments)  # type: ignore[arg-type]
+        plan_mixup(images, **arguments)
 
 
 @pytest.mark.parametrize(

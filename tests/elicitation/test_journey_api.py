@@ -34,8 +34,14 @@ def test_full_journey_over_the_api_stores_every_answer_once(
     state = _start(api_client, study)
     token = state["token"]
     # when
-    assert api_client.post(_url("session-consent", token), {"adult": True, "understood": True,
-                           "agree": True}, format="json").status_code == 200
+    assert (
+        api_client.post(
+            _url("session-consent", token),
+            {"adult": True, "understood": True, "agree": True},
+            format="json",
+        ).status_code
+        == 200
+    )
     assert api_client.post(_url("session-instructions", token)).json()["stage"] == "comprehension"
     wrong = api_client.post(_url("session-comprehension", token), {"answers": [0]}, format="json")
     assert wrong.json()["passed"] is False
@@ -51,19 +57,25 @@ def test_full_journey_over_the_api_stores_every_answer_once(
                 break
             res = api_client.post(
                 _url("session-responses", token),
-                {"trial": state["trial"]["id"], "client_key": str(uuid.uuid4()), "rt_ms": 1200,
-                 "answer": categorical_answer()},
+                {
+                    "trial": state["trial"]["id"],
+                    "client_key": str(uuid.uuid4()),
+                    "rt_ms": 1200,
+                    "answer": categorical_answer(),
+                },
                 format="json",
             )
             assert res.status_code == 201, res.content
             answered += 1
-    done = api_client.post(_url("session-debrief", token), {"answers": {"0": "fine"}},
-                           format="json")
+    done = api_client.post(
+        _url("session-debrief", token), {"answers": {"0": "fine"}}, format="json"
+    )
     # then
     assert answered == 2 + study.repeats
     assert done.json()["stage"] == "completed"
     assert done.json()["completion"] == {
-        "code": "CODE123", "url": "https://app.prolific.com/submissions/complete?cc=CODE123"
+        "code": "CODE123",
+        "url": "https://app.prolific.com/submissions/complete?cc=CODE123",
     }
     participant = Participant.objects.get(token=token)
     assert Response.objects.filter(participant=participant).count() == 4

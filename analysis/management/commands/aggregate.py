@@ -17,6 +17,7 @@ class Command(BaseCommand):
         study, method = study_and_method(options)
         n = services.study_aggregate(study=study, method=method)
         self.stdout.write(
-            json.dumps({"study": study.slug, "method": method.name, "params": method.params(),
-                        "labels": n})
+            json.dumps(
+                {"study": study.slug, "method": method.name, "params": method.params(), "labels": n}
+            )
         )

@@ -29,11 +29,17 @@ class Command(BaseCommand):
         out: Path = options["out"]
         fmt = options["format"]
         try:
-            rows = _write(out, exports.export_stream(
-                study=study, what=options["what"], fmt=fmt, method=method))
+            rows = _write(
+                out,
+                exports.export_stream(study=study, what=options["what"], fmt=fmt, method=method),
+            )
             if fmt == "npy":
-                _write(index_path(out), exports.export_stream(
-                    study=study, what=options["what"], fmt="npy-index", method=method))
+                _write(
+                    index_path(out),
+                    exports.export_stream(
+                        study=study, what=options["what"], fmt="npy-index", method=method
+                    ),
+                )
         except exports.ExportError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"Wrote {out} ({rows} bytes)")

@@ -47,7 +47,9 @@ def test_arrival_after_every_slot_is_taken_gets_no_batch(make_study: Callable[..
     assert Trial.objects.filter(participant=late).exists() is False
 
 
-def test_expired_lease_frees_the_slot_for_the_next_arrival(make_study: Callable[..., Study]) -> None:
+def test_expired_lease_frees_the_slot_for_the_next_arrival(
+    make_study: Callable[..., Study],
+) -> None:
     # given one slot, held by someone who walked away
     study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
     gone = _arrive(study, "gone")
@@ -129,11 +131,19 @@ def test_crowd_arriving_at_once_never_overfills_a_batch(make_study: Callable[...
         p = Participant.objects.get(id=participants[i])
         count = 0
         while p.stage == Stage.TRIALS:
-            trial = Trial.objects.filter(participant=p, response__isnull=True).order_by(
-                "position").first()
+            trial = (
+                Trial.objects.filter(participant=p, response__isnull=True)
+                .order_by("position")
+                .first()
+            )
             assert trial is not None
-            services.response_record(participant=p, trial_id=trial.id, client_key=uuid.uuid4(),
-                                     rt_ms=100, answer=categorical_answer())
+            services.response_record(
+                participant=p,
+                trial_id=trial.id,
+                client_key=uuid.uuid4(),
+                rt_ms=100,
+                answer=categorical_answer(),
+            )
             count += 1
             p.refresh_from_db()
         if p.stage == Stage.DEBRIEF:
@@ -149,8 +159,13 @@ def test_crowd_arriving_at_once_never_overfills_a_batch(make_study: Callable[...
     assert people.filter(stage=Stage.FULL).count() == 8
     # and every stimulus of each completed batch was answered exactly once per participant
     for p in people.filter(stage=Stage.COMPLETED):
-        batch_stimuli = sorted(Batch.objects.get(id=p.batch_id).stimuli.values_list("id", flat=True))
-        main = sorted(Response.objects.filter(participant=p, kind=Trial.Kind.MAIN)
-                      .values_list("stimulus_id", flat=True))
+        batch_stimuli = sorted(
+            Batch.objects.get(id=p.batch_id).stimuli.values_list("id", flat=True)
+        )
+        main = sorted(
+            Response.objects.filter(participant=p, kind=Trial.Kind.MAIN).values_list(
+                "stimulus_id", flat=True
+            )
+        )
         assert main == batch_stimuli
         assert Response.objects.filter(participant=p, kind=Trial.Kind.REPEAT).count() == 1

@@ -1,0 +1,140 @@
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.db import connection
+
+from hmix_site.celery import app as celery_app
+from hmix_site.env import BASE_DIR
+
+# A Redis database of its own, so the flushes below never touch anything else on the server.
+WORKER_BROKER_URL = "redis://127.0.0.1:6379/13"
+WORKER_START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class CeleryWorker:
+    queue: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, *, timeout: float = 60.0) -> None:
+        """Poll the worker's log until `text` shows up; fail if the worker dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"Celery worker exited with {self.process.returncode} waiting for {text!r}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"{text!r} not in the Celery worker log after {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def wait_for_task(self, task_id: str, *, timeout: float = 60.0) -> None:
+        # Celery's worker logs "Task <name>[<id>] succeeded in ..." at INFO level.
+        self.wait_for_log(f"[{task_id}] succeeded", timeout=timeout)
+
+
+def _test_database_url() -> str:
+    """The URL of the database this pytest run uses (test_<name>, with any xdist suffix)."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = db["HOST"] or "127.0.0.1"
+    port = db["PORT"] or 5432
+    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
+
+
+def _reset_producer_state() -> None:
+    # Celery builds its connection pools and its queue and route tables on first use and caches
+    # them; drop them (as Celery's own after-fork hook does) so a changed broker_url and
+    # task_default_queue take effect.
+    amqp = celery_app.__dict__.pop("amqp", None)
+    if amqp is not None and amqp._producer_pool is not None:
+        amqp._producer_pool.force_close_all()
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+
+
+@pytest.fixture
+def celery_worker(
+    django_db_setup: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[CeleryWorker]:
+    """A real `celery worker` process on the pytest test database, consuming a queue of its own.
+
+    While it runs, this process sends tasks to that queue instead of running them eagerly.
+    The worker is stopped (and its log printed, which pytest shows for failing tests only) in
+    the finaliser, whatever happened.
+    """
+    broker = redis.Redis.from_url(WORKER_BROKER_URL)
+    broker.flushdb()
+    queue = f"hmix-test-{uuid.uuid4().hex}"
+    log_path = tmp_path / "celery-worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "hmix_site.settings.test",
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_BROKER_URL": WORKER_BROKER_URL,
+        "HMIX_CELERY_EAGER": "false",
+    }
+    command = [
+        str(Path(sys.executable).with_name("celery")),
+        "-A",
+        "hmix_site",
+        "worker",
+        "--pool=solo",
+        "--concurrency=1",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "info",
+    ]
+    saved: dict[str, Any] = {
+        key: celery_app.conf[key]
+        for key in ("task_always_eager", "broker_url", "task_default_queue")
+    }
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    worker = CeleryWorker(queue=queue, process=process, log_path=log_path)
+    try:
+        # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+        monkeypatch.setenv("CELERY_BROKER_URL", WORKER_BROKER_URL)
+        celery_app.conf.update(
+            task_always_eager=False, broker_url=WORKER_BROKER_URL, task_default_queue=queue
+        )
+        _reset_producer_state()
+        worker.wait_for_log(" ready.", timeout=WORKER_START_TIMEOUT_S)
+        yield worker
+    finally:
+        celery_app.conf.update(saved)
+        _reset_producer_state()
+        process.terminate()  # warm shutdown: the solo pool finishes its current task first
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        print(f"----- Celery worker log (exit code {process.returncode}) -----\n{worker.log()}")
+        broker.flushdb()
+        broker.close()
