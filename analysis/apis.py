@@ -88,6 +88,9 @@ class StudyDetailApi(APIView):
 
 class ResponseListApi(APIView):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ResponseListOutput"  # nested serializers share a class name
+
         id = serializers.IntegerField()
         participant = serializers.CharField()
         platform = serializers.CharField()
@@ -136,6 +139,9 @@ class ResponseListApi(APIView):
 
 class SoftLabelListApi(APIView):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "SoftLabelListOutput"  # nested serializers share a class name
+
         stimulus = serializers.CharField(source="stimulus.key")
         method = serializers.CharField()
         params = serializers.DictField()

@@ -45,6 +45,9 @@ class SessionOutputSerializer(serializers.Serializer):
 
 class SessionStartApi(ParticipantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "SessionStartInput"  # nested serializers share a class name
+
         study = serializers.SlugField()
         platform = serializers.ChoiceField(choices=Participant.Platform.choices)
         external_id = serializers.CharField(max_length=128, required=False, default="")
@@ -102,6 +105,9 @@ class SessionDetailApi(ParticipantApi):
 
 class ConsentApi(ParticipantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ConsentInput"  # nested serializers share a class name
+
         decline = serializers.BooleanField(required=False, default=False)
         adult = serializers.BooleanField(required=False, default=False)
         understood = serializers.BooleanField(required=False, default=False)
@@ -143,6 +149,9 @@ class InstructionsApi(ParticipantApi):
 
 class ComprehensionApi(ParticipantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ComprehensionInput"  # nested serializers share a class name
+
         answers = serializers.ListField(child=serializers.IntegerField(min_value=0))
 
     @extend_schema(
@@ -163,12 +172,18 @@ class ComprehensionApi(ParticipantApi):
 
 class ResponseCreateApi(ParticipantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ResponseCreateInput"  # nested serializers share a class name
+
         trial = serializers.IntegerField(min_value=1)
         client_key = serializers.UUIDField()
         rt_ms = serializers.IntegerField(min_value=0, max_value=24 * 3600 * 1000)
         answer = serializers.JSONField()
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ResponseCreateOutput"  # nested serializers share a class name
+
         id = serializers.IntegerField()
         trial = serializers.IntegerField(source="trial_id")
         client_key = serializers.UUIDField()
@@ -223,6 +238,9 @@ class ResponseCreateApi(ParticipantApi):
 
 class DebriefApi(ParticipantApi):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "DebriefInput"  # nested serializers share a class name
+
         answers = serializers.DictField(child=serializers.CharField(allow_blank=True), default=dict)
 
     @extend_schema(
