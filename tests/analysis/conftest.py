@@ -19,6 +19,7 @@ from hmix_site.env import BASE_DIR
 # A Redis database of its own, so the flushes below never touch anything else on the server.
 WORKER_BROKER_URL = "redis://127.0.0.1:6379/13"
 WORKER_START_TIMEOUT_S = 60.0
+_WORKER_KEY = pytest.StashKey["CeleryWorker"]()
 
 
 @dataclass
@@ -70,15 +71,29 @@ def _reset_producer_state() -> None:
     celery_app._pool = None
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    # A failing test's report gets the worker's log as an extra section (pytest shows it with
+    # the captured output); a passing test's log stays quiet.
+    report = yield
+    worker = item.stash.get(_WORKER_KEY, None)
+    if worker is not None and report.failed:
+        report.sections.append((f"Celery worker log ({call.when})", worker.log()))
+    return report
+
+
 @pytest.fixture
 def celery_worker(
-    django_db_setup: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[CeleryWorker]:
     """A real `celery worker` process on the pytest test database, consuming a queue of its own.
 
     While it runs, this process sends tasks to that queue instead of running them eagerly.
-    The worker is stopped (and its log printed, which pytest shows for failing tests only) in
-    the finaliser, whatever happened.
+    The worker is stopped in the finaliser whatever happened, and a failing test's report carries
+    the worker's log.
     """
     broker = redis.Redis.from_url(WORKER_BROKER_URL)
     broker.flushdb()
@@ -117,6 +132,7 @@ def celery_worker(
             command, cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
     worker = CeleryWorker(queue=queue, process=process, log_path=log_path)
+    request.node.stash[_WORKER_KEY] = worker
     try:
         # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
         monkeypatch.setenv("CELERY_BROKER_URL", WORKER_BROKER_URL)
@@ -135,6 +151,5 @@ def celery_worker(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        print(f"----- Celery worker log (exit code {process.returncode}) -----\n{worker.log()}")
         broker.flushdb()
         broker.close()
