@@ -46,7 +46,7 @@ test: install services browser
 	$(BIN)/python -m pytest -q
 
 bench: install services
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/simulate.py
 
 clean:
 	rm -rf $(VENV) staticfiles media db.sqlite3*

@@ -219,6 +219,7 @@ def test_full_journey_stores_every_answer_once_and_redirects_to_prolific(
     page.get_by_role("button", name="Finish").click()
     expect(page.locator("#completion-code")).to_have_text("CODE123")
     expect(page.locator("#completion-link")).to_have_attribute("href", COMPLETION_URL)
+    page.wait_for_load_state()  # the redirect timer is set by the page's last script
     page.clock.run_for(5000)
     page.wait_for_url(COMPLETION_URL)
 
