@@ -105,6 +105,8 @@ def celery_worker(
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": WORKER_BROKER_URL,
         "HMIX_CELERY_EAGER": "false",
+        # The tests read "Task ...[id] succeeded" lines, which base.py's LOGGING quietens.
+        "CELERY_TRACE_LOG_LEVEL": "INFO",
     }
     command = [
         str(Path(sys.executable).with_name("celery")),
