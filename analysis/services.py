@@ -6,6 +6,7 @@ from django.db import transaction
 from analysis import aggregation, selectors
 from analysis.aggregation import Method
 from analysis.models import SoftLabel
+from elicitation import lock_objects
 from elicitation.models import Response, Stimulus, Study, Trial
 
 
@@ -59,6 +60,7 @@ def soft_label_recompute(*, stimulus: Stimulus, method: Method | None = None) ->
     Without `method`, every method already stored for the stimulus is refreshed, plus the study's
     default. Idempotent: the same responses always give the same rows.
     """
+    lock_objects.stimulus_qs_select_for_update(stimulus_id=stimulus.id).first()
     study = stimulus.study
     methods = [method] if method else selectors.stimulus_methods(stimulus=stimulus)
     responses = list(selectors.categorical_responses(stimulus_ids=[stimulus.id]))

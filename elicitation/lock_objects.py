@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from elicitation.models import Batch, Participant
+from elicitation.models import Batch, Participant, Stimulus
 
 
 def participant_qs_select_for_update(*, participant_id: int) -> QuerySet[Participant]:
@@ -14,3 +14,9 @@ def batch_qs_select_for_update(*, batch_id: int, skip_locked: bool) -> QuerySet[
     return (
         Batch.objects.select_for_update(skip_locked=skip_locked).filter(id=batch_id).order_by("pk")
     )
+
+
+def stimulus_qs_select_for_update(*, stimulus_id: int) -> QuerySet[Stimulus]:
+    # Serialises recomputes of one stimulus's labels: the one that gets the lock last reads every
+    # committed response, so an older recompute can never overwrite a newer one.
+    return Stimulus.objects.select_for_update().filter(id=stimulus_id)

@@ -1,12 +1,27 @@
 from django.contrib import admin
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analysis.urls import api_urlpatterns as researcher_api
 from elicitation.urls import api_urlpatterns as participant_api
 
+
+@never_cache
+@require_safe
+def health(request: HttpRequest) -> HttpResponse:
+    """Liveness for the container healthcheck: 200 once the database answers (no auth)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
+
+
 urlpatterns = [
+    path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

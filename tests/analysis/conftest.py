@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 import redis
 from django.db import connection
+from kombu import pools
 
 from hmix_site.celery import app as celery_app
 from hmix_site.env import BASE_DIR
@@ -62,13 +63,10 @@ def _test_database_url() -> str:
 def _reset_producer_state() -> None:
     # Celery builds its connection pools and its queue and route tables on first use and caches
     # them; drop them (as Celery's own after-fork hook does) so a changed broker_url and
-    # task_default_queue take effect.
-    amqp = celery_app.__dict__.pop("amqp", None)
-    if amqp is not None and amqp._producer_pool is not None:
-        amqp._producer_pool.force_close_all()
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    # task_default_queue take effect. kombu keeps the pools in a registry of its own.
+    pools.reset()
     celery_app._pool = None
+    celery_app.__dict__.pop("amqp", None)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -153,5 +151,6 @@ def celery_worker(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        broker.flushdb()
+        # Only this worker's queue: the database was flushed before it started.
+        broker.delete(queue, f"_kombu.binding.{queue}")
         broker.close()
