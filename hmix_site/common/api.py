@@ -15,7 +15,10 @@ def _first_message(detail: Any) -> str:
     if isinstance(detail, dict):
         for key, value in detail.items():
             inner = _first_message(value)
-            return inner if key == "non_field_errors" else f"{key}: {inner}"
+            # "p1: p1 must be ..." reads badly; prefix the field only when the text lacks it.
+            if key == "non_field_errors" or inner.startswith(key):
+                return inner
+            return f"{key}: {inner}"
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)

@@ -286,7 +286,7 @@ def test_start_needs_a_worker_id_for_prolific(
     )
     # then
     assert res.status_code == 400
-    assert res.json()["message"].startswith("external_id: external_id (PROLIFIC_PID")
+    assert res.json()["message"] == "external_id (PROLIFIC_PID / workerId) is required."
     assert Participant.objects.exists() is False
 
 

@@ -235,6 +235,7 @@ def test_full_journey_stores_every_answer_once_and_redirects_to_prolific(
         True,
     ]
     assert total == 4 + study.repeats
+    assert Response.objects.filter(participant=participant).count() == total
     assert sorted(responses) == sorted(t.id for t in trials) == sorted(entered)
     assert shown == [classes[i] for i in participant.class_order]
     for trial in trials:
@@ -328,7 +329,7 @@ def test_invalid_answers_are_refused_and_nothing_is_stored(
         [top],
     )
     # then
-    expect(error).to_have_text("p1: p1 must be between 0 and 100, got 150.")
+    expect(error).to_have_text("p1 must be between 0 and 100, got 150.")
     expect(page.get_by_role("button", name="Next")).to_be_enabled()
     assert Response.objects.exists() is False
 
