@@ -1,5 +1,5 @@
 # The two commands a newcomer runs: `make demo` and `make test` (see README.md).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install services browser lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "H-Mix needs Python 3.11 ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null || { echo "H-Mix needs Python 3.11 or newer (found: $(PYTHON)); set PYTHON=..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -36,14 +36,14 @@ typecheck: install
 	$(BIN)/mypy .
 
 pytest: install services browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --create-db
 
 test: install services browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --create-db
 
 bench: install services
 	$(BIN)/python bench/simulate.py

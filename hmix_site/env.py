@@ -4,6 +4,6 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# Settings come from the process environment only. `.env` is docker compose's file (env_file):
+# reading it here too would point `make demo` / `make test` at compose-only host names.
 env = environ.Env()
-# A local .env (never committed; see .env.example) fills in variables the shell did not set.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
