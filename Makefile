@@ -19,7 +19,7 @@ install: $(STAMP)
 # Embedded SQLite and in-process tasks unless DATABASE_URL / CELERY_BROKER_URL are set.
 demo: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/python manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 services:

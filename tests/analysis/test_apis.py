@@ -239,3 +239,13 @@ def test_openapi_schema_generates_without_warnings() -> None:
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=io.StringIO())
+
+
+def test_api_docs_page_serves_swagger_ui_from_this_site(api_client: APIClient) -> None:
+    # when
+    res = api_client.get(reverse("api-docs"))
+    # then: no CDN, so the docs work on closed networks too
+    html = res.content.decode()
+    assert res.status_code == 200
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "cdn.jsdelivr.net" not in html
