@@ -101,3 +101,8 @@ def study_aggregate(*, study: Study, method: Method | None = None, chunk: int = 
         study=study, method=method.name, params_key=selectors.params_key(method)
     ).exclude(stimulus_id__in=seen).delete()
     return count
+
+
+def study_analysis_recompute(*, study: Study) -> int:
+    """Placeholder until the interface analyses land (see analysis.summaries / scoring)."""
+    return 0

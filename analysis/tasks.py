@@ -22,3 +22,13 @@ def study_aggregate(study_id: int, method_name: str, params: dict[str, object]) 
     study = Study.objects.filter(id=study_id).first()
     if study is not None:
         services.study_aggregate(study=study, method=Method.from_params(method_name, params))
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+def study_analysis_recompute(study_id: int) -> None:
+    """Recompute the study's interface analyses (B–F) from its stored responses (idempotent)."""
+    from analysis import services
+
+    study = Study.objects.filter(id=study_id).first()
+    if study is not None:
+        services.study_analysis_recompute(study=study)

@@ -58,3 +58,16 @@ def categorical_study_texts() -> dict[str, Any]:
         "comprehension": CATEGORICAL_COMPREHENSION,
         "debrief_questions": CATEGORICAL_DEBRIEF,
     }
+
+
+# Interface settings by trial type (Study.settings overrides any of them).
+_SETTINGS_DEFAULTS: dict[str, dict[str, Any]] = {
+    # IRI surveys: pages of 10 queries + 3 checks → about 0.3 catch trials per query; a
+    # participant below 80% on the checks is flagged (analysis.md).
+    "iri_2afc": {"catch_rate": 0.3, "catch_threshold": 80.0},
+    "iri_cluster": {"catch_rate": 0.5, "catch_threshold": 80.0},
+}
+
+
+def study_settings_defaults(trial_type: str) -> dict[str, Any]:
+    return {"catch_rate": 0.0, "catch_threshold": 80.0, **_SETTINGS_DEFAULTS.get(trial_type, {})}

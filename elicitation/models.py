@@ -122,6 +122,12 @@ class Stimulus(BaseModel):
     class Kind(models.TextChoices):
         PLAIN = "plain", "Plain image"
         MIXED = "mixed", "Mixup image"
+        # An 11-step midpoint series of one class pair (frames: role "step", index 0..10).
+        SERIES = "series", "Midpoint series"
+        # An IRI with its target and start images (frames: roles "query", "target", "start").
+        IRI = "iri", "IRI (2AFC)"
+        # Three targets and two IRIs of each (frames: "column" 0..2, "row" 0..5).
+        IRI_SET = "iri_set", "IRI clustering set"
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="stimuli")
     # Stable, human-readable key, e.g. "mixed_0.25_Cat_12_Dog_40.png"; never shown to participants.
@@ -159,6 +165,32 @@ class Stimulus(BaseModel):
         if self.lam is None or not self.class1:
             return None
         return {self.class1: self.lam, self.class2: 1 - self.lam}
+
+
+def _frame_upload_path(instance: "StimulusImage", filename: str) -> str:
+    return f"stimuli/{instance.stimulus.study_id}/{instance.public_id}.png"
+
+
+class StimulusImage(BaseModel):
+    """One of several images making up a stimulus (series steps, IRI query/options, ...)."""
+
+    stimulus = models.ForeignKey(Stimulus, on_delete=models.CASCADE, related_name="frames")
+    role = models.CharField(max_length=16)
+    index = models.PositiveSmallIntegerField(default=0)
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    image = models.ImageField(upload_to=_frame_upload_path)
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["stimulus", "role", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stimulus", "role", "index"], name="stimulus_image_unique_role"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stimulus_id}:{self.role}{self.index}"
 
 
 class Batch(BaseModel):

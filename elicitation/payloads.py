@@ -102,3 +102,131 @@ def parse_comprehension(answers: Any, questions: list[dict[str, Any]]) -> list[i
             )
         parsed.append(value)
     return parsed
+
+
+def _int_in(value: Any, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError({field: f"{field} must be a whole number from {low} to {high}."})
+    if not low <= value <= high:
+        raise ValidationError({field: f"{field} must be between {low} and {high}, got {value}."})
+    return value
+
+
+def _object(answer: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise ValidationError({"answer": "answer must be an object."})
+    unknown = set(answer) - allowed
+    if unknown:
+        raise ValidationError({"answer": f"Unexpected fields: {sorted(unknown)}."})
+    missing = allowed - set(answer)
+    if missing:
+        raise ValidationError({"answer": f"Missing fields: {sorted(missing)}."})
+    return answer
+
+
+def parse_mixing_factor(answer: Any) -> dict[str, Any]:
+    """Interface B. Both sliders must have been set: an untouched default is no answer."""
+    a = _object(answer, {"mixing", "confidence", "moved_mixing", "moved_confidence"})
+    if a["moved_mixing"] is not True or a["moved_confidence"] is not True:
+        raise ValidationError({"answer": "Set both sliders before submitting."})
+    mixing = _int_in(a["mixing"], "mixing", 0, 100)
+    confidence = _int_in(a["confidence"], "confidence", 0, 100)
+    return {
+        "mixing_raw": mixing,
+        "confidence_raw": confidence,
+        # analysis.md: λ̂ (weight of image 1) = 1 − value/100, c = value/100.
+        "lam_hat": 1 - mixing / 100,
+        "confidence": confidence / 100,
+        "moved_mixing": True,
+        "moved_confidence": True,
+    }
+
+
+MAX_VISITS = 2000
+
+
+def parse_construct_midpoint(answer: Any, display: dict[str, Any]) -> dict[str, Any]:
+    """Interface C: the walk through the series, one step at a time, from the start step."""
+    a = _object(answer, {"final_step", "visits"})
+    final = _int_in(a["final_step"], "final_step", 0, 10)
+    visits = a["visits"]
+    if not isinstance(visits, list) or not visits or len(visits) > MAX_VISITS:
+        raise ValidationError({"visits": f"visits must be a list of 1 to {MAX_VISITS} steps."})
+    parsed: list[dict[str, Any]] = []
+    for i, v in enumerate(visits):
+        if not isinstance(v, dict) or set(v) != {"step", "t_ms"}:
+            raise ValidationError({"visits": f"Visit {i} must be {{'step': int, 't_ms': number}}."})
+        step = _int_in(v["step"], "visits.step", 0, 10)
+        t = v["t_ms"]
+        if isinstance(t, bool) or not isinstance(t, int | float) or t < 0:
+            raise ValidationError({"visits": f"Visit {i} needs a time t_ms >= 0."})
+        if parsed and (abs(step - parsed[-1]["step"]) != 1 or t < parsed[-1]["t_ms"]):
+            raise ValidationError(
+                {"visits": f"Visit {i} must be one step from the previous one, and not earlier."}
+            )
+        parsed.append({"step": step, "t_ms": float(t)})
+    if parsed[0]["step"] != display["start_step"]:
+        raise ValidationError({"visits": "The first visit must be the start step."})
+    if parsed[-1]["step"] != final:
+        raise ValidationError({"final_step": "final_step must be the last step visited."})
+    return {
+        "start_step": display["start_step"],
+        "final_step": final,
+        "lam": final / 10,
+        "visits": parsed,
+    }
+
+
+def parse_select_midpoint(answer: Any, display: dict[str, Any]) -> dict[str, Any]:
+    """Interface D: the position clicked in the shown order, mapped back to its step."""
+    a = _object(answer, {"chosen_position"})
+    order = display["order"]
+    position = _int_in(a["chosen_position"], "chosen_position", 0, len(order) - 1)
+    step = order[position]
+    return {"chosen_position": position, "chosen_step": step, "lam": step / 10, "order": order}
+
+
+def parse_iri_2afc(answer: Any, display: dict[str, Any]) -> dict[str, Any]:
+    a = _object(answer, {"choice"})
+    if a["choice"] not in ("left", "right"):
+        raise ValidationError({"choice": "choice must be 'left' or 'right'."})
+    chosen = display["placement"][0 if a["choice"] == "left" else 1]
+    catch = display["query"] != "iri"
+    return {
+        "side": a["choice"],
+        "chosen": chosen,
+        "placement": display["placement"],
+        "correct": chosen == "target",
+        "catch": catch,
+        # On a catch trial the right answer is the option the query copies.
+        "catch_passed": chosen == display["query"] if catch else None,
+    }
+
+
+def parse_iri_cluster(
+    answer: Any, display: dict[str, Any], row_targets: list[int]
+) -> dict[str, Any]:
+    """Interface F: for each shown row, the shown column picked; stored as true indices."""
+    a = _object(answer, {"assignments"})
+    rows, columns = display["rows"], display["columns"]
+    assignments = a["assignments"]
+    if not isinstance(assignments, list) or len(assignments) != len(rows):
+        raise ValidationError(
+            {"assignments": f"assignments must list one column for each of the {len(rows)} rows."}
+        )
+    out = []
+    for position, (row, pick) in enumerate(zip(rows, assignments, strict=True)):
+        col_position = _int_in(pick, f"assignments[{position}]", 0, len(columns) - 1)
+        chosen = columns[col_position]
+        true = row["column"] if row["kind"] == "catch" else row_targets[row["index"]]
+        out.append(
+            {
+                "row_position": position,
+                "row": row,
+                "chosen_column": chosen,
+                "true_column": true,
+                "correct": chosen == true,
+                "catch": row["kind"] == "catch",
+            }
+        )
+    return {"rows": out, "columns": columns}

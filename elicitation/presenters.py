@@ -8,20 +8,69 @@ from typing import Any
 from django.urls import reverse
 
 from elicitation import selectors
-from elicitation.models import Participant, Stimulus, Trial
+from elicitation.models import Participant, Stimulus, StimulusImage, Study, Trial
 
 
-def stimulus_image_url(stimulus: Stimulus) -> str:
+def stimulus_image_url(stimulus: Stimulus) -> str | None:
+    if not stimulus.image:
+        return None
     return reverse("elicitation:stimulus-image", kwargs={"public_id": stimulus.public_id})
+
+
+def frame_url(frame: StimulusImage) -> str:
+    return reverse("elicitation:frame-image", kwargs={"public_id": frame.public_id})
+
+
+def trial_view(trial: Trial) -> dict[str, Any]:
+    """What the browser needs to show the trial, and nothing that gives the answer away
+    (no stimulus key, no λ of an option, no hint of which option is the target or a catch)."""
+    d = trial.display
+    ttype = trial.participant.study.trial_type
+    if ttype == Study.TrialType.CATEGORICAL:
+        return {"class_order": d["class_order"]}
+    if ttype == Study.TrialType.MIXING_FACTOR:
+        return {"class1": d["class1"], "class2": d["class2"]}
+    frames = selectors.stimulus_frames(stimulus=trial.stimulus)
+    if ttype == Study.TrialType.CONSTRUCT_MIDPOINT:
+        return {
+            "class1": d["class1"],
+            "class2": d["class2"],
+            "start_step": d["start_step"],
+            "step_urls": [frame_url(frames[("step", i)]) for i in range(11)],
+        }
+    if ttype == Study.TrialType.SELECT_MIDPOINT:
+        return {
+            "class1": d["class1"],
+            "class2": d["class2"],
+            "option_urls": [frame_url(frames[("step", step)]) for step in d["order"]],
+        }
+    if ttype == Study.TrialType.IRI_2AFC:
+        query = frames[(d["query"], 0)] if d["query"] != "iri" else frames[("query", 0)]
+        return {
+            "query_url": frame_url(query),
+            "left_url": frame_url(frames[(d["placement"][0], 0)]),
+            "right_url": frame_url(frames[(d["placement"][1], 0)]),
+        }
+    return {
+        "column_urls": [frame_url(frames[("column", c)]) for c in d["columns"]],
+        "row_urls": [
+            frame_url(
+                frames[("column", r["column"])]
+                if r["kind"] == "catch"
+                else frames[("row", r["index"])]
+            )
+            for r in d["rows"]
+        ],
+    }
 
 
 def trial_state(trial: Trial) -> dict[str, Any]:
     return {
         "id": trial.id,
         "position": trial.position,
-        "kind": trial.kind,
+        "kind": "catch" if trial.kind == Trial.Kind.CATCH else "trial",
         "image_url": stimulus_image_url(trial.stimulus),
-        "display": trial.display,
+        "view": trial_view(trial),
     }
 
 

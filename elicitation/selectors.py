@@ -1,8 +1,18 @@
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from elicitation.models import Batch, Participant, Response, Stimulus, Study, Trial
+from elicitation.defaults import study_settings_defaults
+from elicitation.models import (
+    Batch,
+    Participant,
+    Response,
+    Stimulus,
+    StimulusImage,
+    Study,
+    Trial,
+)
 
 
 def study_get_by_slug(*, slug: str) -> Study:
@@ -134,3 +144,31 @@ def participant_completion_url(*, participant: Participant) -> str:
     if not study.completion_url or not study.completion_code:
         return ""
     return study.completion_url.replace("{code}", study.completion_code)
+
+
+def study_settings(*, study: Study) -> dict[str, Any]:
+    """The study's interface settings over the defaults of its trial type."""
+    return {**study_settings_defaults(study.trial_type), **study.settings}
+
+
+def stimulus_frames(*, stimulus: Stimulus) -> dict[tuple[str, int], StimulusImage]:
+    return {(f.role, f.index): f for f in stimulus.frames.all()}
+
+
+def iri_row_counts(*, stimuli: list[Stimulus]) -> dict[int, int]:
+    rows = (
+        StimulusImage.objects.filter(stimulus__in=stimuli, role="row")
+        .values("stimulus_id")
+        .annotate(n=Count("id"))
+    )
+    return {r["stimulus_id"]: r["n"] for r in rows}
+
+
+def iri_row_targets(*, stimulus: Stimulus) -> list[int]:
+    """For a clustering set, the true column (target index) of each IRI row, by row index."""
+    rows = StimulusImage.objects.filter(stimulus=stimulus, role="row").order_by("index")
+    return [int(r.meta["target"]) for r in rows]
+
+
+def frame_get_public(*, public_id: str) -> StimulusImage:
+    return StimulusImage.objects.only("image", "public_id").get(public_id=public_id)

@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analysis.tasks import soft_label_recompute as soft_label_recompute_task
-from elicitation import lock_objects, selectors
+from analysis.tasks import study_analysis_recompute as study_analysis_recompute_task
+from elicitation import displays, lock_objects, payloads, selectors
 from elicitation.models import (
     Batch,
     BatchItem,
@@ -284,30 +285,61 @@ def _lease(study: Study) -> timedelta:
 
 
 def trials_build(*, participant: Participant, batch: Batch) -> list[Trial]:
-    """Main trials in an order shuffled for this participant, then the repeat trials."""
+    """Plan the participant's trials: main trials in an order shuffled for them, catch trials
+    mixed in at the study's rate (IRI 2AFC), then the repeat trials.
+
+    Every randomised order and placement goes into Trial.display (see displays.py).
+    """
+    study = participant.study
+    ttype = study.trial_type
     rng = random.Random(secrets.randbits(64))  # noqa: S311 (seeded from secrets)
     stimuli = selectors.batch_stimuli(batch=batch)
     rng.shuffle(stimuli)
-    repeats = rng.sample(stimuli, k=min(participant.study.repeats, len(stimuli)))
-    class_order = [participant.study.classes[i] for i in participant.class_order]
-    display = {"class_order": class_order}
-    trials = [
-        Trial(
-            participant=participant, stimulus=s, position=i, kind=Trial.Kind.MAIN, display=display
+    settings = selectors.study_settings(study=study)
+    row_counts = (
+        selectors.iri_row_counts(stimuli=stimuli) if ttype == Study.TrialType.IRI_CLUSTER else {}
+    )
+    # Interface C: alternate start steps in the order participants join the batch. The batch row
+    # is still locked by assignment_claim, so concurrent arrivals count each other correctly.
+    slot = Participant.objects.filter(batch=batch, trials_started_at__isnull=False).count()
+    start_step = displays.start_step_for(slot)
+    class_order = [study.classes[i] for i in participant.class_order]
+
+    def display_for(stimulus: Stimulus, *, catch: bool = False) -> dict[str, Any]:
+        info = displays.StimulusInfo(
+            kind=stimulus.kind,
+            class1=stimulus.class1,
+            class2=stimulus.class2,
+            n_rows=row_counts.get(stimulus.id, 0),
         )
-        for i, s in enumerate(stimuli)
+        if ttype == Study.TrialType.CATEGORICAL:
+            return displays.categorical(class_order=class_order)
+        if ttype == Study.TrialType.MIXING_FACTOR:
+            return displays.mixing_factor(info)
+        if ttype == Study.TrialType.CONSTRUCT_MIDPOINT:
+            return displays.construct_midpoint(info, start_step=start_step)
+        if ttype == Study.TrialType.SELECT_MIDPOINT:
+            return displays.select_midpoint(info, rng)
+        if ttype == Study.TrialType.IRI_2AFC:
+            return displays.iri_2afc(rng, catch=catch)
+        catch_rows = 1 if rng.random() < settings["catch_rate"] else 0
+        return displays.iri_cluster(info, rng, catch_rows=catch_rows)
+
+    planned: list[tuple[Stimulus, str, dict[str, Any]]] = [
+        (s, Trial.Kind.MAIN, display_for(s)) for s in stimuli
     ]
-    trials += [
-        Trial(
-            participant=participant,
-            stimulus=s,
-            position=len(stimuli) + i,
-            kind=Trial.Kind.REPEAT,
-            display=display,
-        )
-        for i, s in enumerate(repeats)
-    ]
-    return Trial.objects.bulk_create(trials)
+    if ttype == Study.TrialType.IRI_2AFC and stimuli:
+        for _ in range(round(settings["catch_rate"] * len(stimuli))):
+            s = rng.choice(stimuli)
+            planned.insert(
+                rng.randrange(len(planned) + 1), (s, Trial.Kind.CATCH, display_for(s, catch=True))
+            )
+    repeats = rng.sample(stimuli, k=min(study.repeats, len(stimuli)))
+    planned += [(s, Trial.Kind.REPEAT, display_for(s)) for s in repeats]
+    return Trial.objects.bulk_create(
+        Trial(participant=participant, stimulus=s, position=i, kind=kind, display=display)
+        for i, (s, kind, display) in enumerate(planned)
+    )
 
 
 @transaction.atomic
@@ -384,7 +416,7 @@ def response_record(
         response.p2_pct = parsed.p2_pct
         response.impossible = list(parsed.impossible)
     else:
-        raise ApplicationError(f"Trial type {study.trial_type!r} is not supported yet.")
+        response.value = _parse_value(study, trial, answer)
     response.full_clean(validate_unique=False)
     response.save()
 
@@ -395,9 +427,29 @@ def response_record(
         fields.append("stage")
     participant.save(update_fields=fields)
 
-    stimulus_id = trial.stimulus_id
-    transaction.on_commit(lambda: soft_label_recompute_task.delay(stimulus_id))
+    if study.trial_type == Study.TrialType.CATEGORICAL:
+        stimulus_id = trial.stimulus_id
+        transaction.on_commit(lambda: soft_label_recompute_task.delay(stimulus_id))
+    else:
+        study_id = study.id
+        transaction.on_commit(lambda: study_analysis_recompute_task.delay(study_id))
     return response, True
+
+
+def _parse_value(study: Study, trial: Trial, answer: Any) -> dict[str, Any]:
+    ttype = study.trial_type
+    if ttype == Study.TrialType.MIXING_FACTOR:
+        return payloads.parse_mixing_factor(answer)
+    if ttype == Study.TrialType.CONSTRUCT_MIDPOINT:
+        return payloads.parse_construct_midpoint(answer, trial.display)
+    if ttype == Study.TrialType.SELECT_MIDPOINT:
+        return payloads.parse_select_midpoint(answer, trial.display)
+    if ttype == Study.TrialType.IRI_2AFC:
+        return payloads.parse_iri_2afc(answer, trial.display)
+    if ttype == Study.TrialType.IRI_CLUSTER:
+        targets = selectors.iri_row_targets(stimulus=trial.stimulus)
+        return payloads.parse_iri_cluster(answer, trial.display, targets)
+    raise ApplicationError(f"Trial type {ttype!r} has no answer parser.")
 
 
 @transaction.atomic

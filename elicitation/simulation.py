@@ -23,7 +23,8 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, connections
 
-from elicitation.models import Participant, Response, Study, Trial
+from elicitation import selectors
+from elicitation.models import Participant, Response, Stimulus, Study, Trial
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -82,32 +83,84 @@ class RunStats:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def plausible_answer(rng: random.Random, trial_id: int, class_order: list[str]) -> dict[str, Any]:
-    """A noisy version of the stimulus's mixup label (or true class), as a person might give."""
-    trial = Trial.objects.select_related("stimulus").filter(id=trial_id).first()
-    close_old_connections()
-    s = trial.stimulus if trial is not None else None
+def _categorical(rng: random.Random, s: Stimulus | None, class_order: list[str]) -> dict[str, Any]:
     if s is not None and s.lam is not None and s.class1 in class_order and s.class2 in class_order:
         seen = min(1.0, max(0.0, rng.gauss(s.lam, 0.15)))
         first, second = (s.class1, s.class2) if seen >= 0.5 else (s.class2, s.class1)
         p1 = round(100 * max(seen, 1 - seen))
-        p2 = min(p1, 100 - p1)
-        others = [c for c in class_order if c not in (first, second)]
     else:
-        first = (
-            s.true_class
-            if s is not None and s.true_class in class_order
-            else rng.choice(class_order)
-        )
+        truth = s.true_class if s is not None else ""
+        first = truth if truth in class_order else rng.choice(class_order)
         second = rng.choice([c for c in class_order if c != first])
         p1 = rng.randint(60, 100)
-        p2 = min(p1, 100 - p1)
-        others = [c for c in class_order if c not in (first, second)]
+    p2 = min(p1, 100 - p1)
+    others = [c for c in class_order if c not in (first, second)]
     answer: dict[str, Any] = {"top_class": first, "p1": p1, "second_class": None, "p2": None}
     if p2 > 0:
         answer["second_class"], answer["p2"] = second, p2
     answer["impossible"] = rng.sample(others, k=rng.randint(0, len(others)))
     return answer
+
+
+def _walk(start: int, target: int) -> list[dict[str, Any]]:
+    step, t, visits = start, 0.0, [{"step": start, "t_ms": 0.0}]
+    while step != target:
+        step += 1 if target > step else -1
+        t += 400.0
+        visits.append({"step": step, "t_ms": t})
+    return visits
+
+
+def plausible_answer(rng: random.Random, trial_id: int, view: dict[str, Any]) -> dict[str, Any]:
+    """An answer a person might give: a noisy version of what the stimulus really is.
+
+    The simulator reads the trial from the database to know that; without it (a remote site on
+    another database) it falls back to a random but valid answer.
+    """
+    trial = Trial.objects.select_related("stimulus__study").filter(id=trial_id).first()
+    close_old_connections()
+    s = trial.stimulus if trial is not None else None
+    display = trial.display if trial is not None else {}
+    if "class_order" in view:
+        return _categorical(rng, s, view["class_order"])
+    if "step_urls" in view:  # C: walk from the start step to where the mix looks 50/50
+        target = min(10, max(0, round(rng.gauss(5, 1.2))))
+        visits = _walk(view["start_step"], target)
+        return {"final_step": target, "visits": visits}
+    if "option_urls" in view:  # D
+        order = display.get("order") or list(range(len(view["option_urls"])))
+        target = min(10, max(0, round(rng.gauss(5, 1.2))))
+        return {"chosen_position": order.index(target) if target in order else 0}
+    if "query_url" in view:  # E
+        placement, query = display.get("placement", ["target", "start"]), display.get("query")
+        if query in ("target", "start") and rng.random() < 0.95:
+            wanted = query
+        else:
+            wanted = "target" if rng.random() < 0.3 else "start"
+        return {"choice": "left" if placement[0] == wanted else "right"}
+    if "row_urls" in view:  # F
+        columns, rows = display.get("columns", [0, 1, 2]), display.get("rows", [])
+        targets = selectors.iri_row_targets(stimulus=s) if s is not None else []
+        picks = []
+        for i in range(len(view["row_urls"])):
+            row = rows[i] if i < len(rows) else {"kind": "iri", "index": i}
+            true = (
+                row["column"]
+                if row["kind"] == "catch"
+                else (targets[row["index"]] if row["index"] < len(targets) else 0)
+            )
+            good = rng.random() < (0.95 if row["kind"] == "catch" else 0.5)
+            picks.append(columns.index(true) if good else rng.randrange(len(columns)))
+        return {"assignments": picks}
+    # B: the mixing slider, λ̂ = 1 − value/100 around the true λ, and a confidence.
+    lam = s.lam if s is not None and s.lam is not None else 0.5
+    seen = min(1.0, max(0.0, rng.gauss(lam, 0.2)))
+    return {
+        "mixing": round(100 * (1 - seen)),
+        "confidence": rng.randint(30, 100),
+        "moved_mixing": True,
+        "moved_confidence": True,
+    }
 
 
 def _one_participant(
@@ -149,7 +202,7 @@ def _one_participant(
                 "trial": trial["id"],
                 "client_key": str(uuid.uuid4()),
                 "rt_ms": rng.randint(2000, 15000),
-                "answer": plausible_answer(rng, trial["id"], trial["display"]["class_order"]),
+                "answer": plausible_answer(rng, trial["id"], trial["view"]),
             }
             started = time.perf_counter()
             status, _ = _request(f"{api}/{token}/responses/", body)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("p/<str:token>/comprehension/", views.comprehension_submit, name="comprehension"),
     path("p/<str:token>/debrief/", views.debrief_submit, name="debrief"),
     path("img/<str:public_id>.png", views.stimulus_image, name="stimulus-image"),
+    path("img/f/<str:public_id>.png", views.frame_image, name="frame-image"),
 ]
 
 api_urlpatterns = [

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from elicitation import selectors, services
 from elicitation.forms import ComprehensionForm, ConsentForm
-from elicitation.models import Participant, Stimulus, Study
+from elicitation.models import Participant, Stimulus, StimulusImage, Study
 from elicitation.presenters import session_state
 from hmix_site.common.exceptions import ApplicationError
 
@@ -91,7 +91,7 @@ TEMPLATES = {
     Stage.CONSENT: "elicitation/consent.html",
     Stage.INSTRUCTIONS: "elicitation/instructions.html",
     Stage.COMPREHENSION: "elicitation/comprehension.html",
-    Stage.TRIALS: "elicitation/trial_categorical.html",
+    Stage.TRIALS: "elicitation/trial_{trial_type}.html",
     Stage.DEBRIEF: "elicitation/debrief.html",
     Stage.COMPLETED: "elicitation/complete.html",
 }
@@ -112,14 +112,16 @@ def _render_stage(
     status: int = 200,
 ) -> HttpResponse:
     state = session_state(participant=participant)
-    template = TEMPLATES.get(participant.stage, "elicitation/ended.html")  # type: ignore[call-overload]
+    template = TEMPLATES.get(participant.stage, "elicitation/ended.html").format(  # type: ignore[call-overload]
+        trial_type=participant.study.trial_type
+    )
     if participant.stage == Stage.COMPREHENSION and form is None:
         form = ComprehensionForm(questions=participant.study.comprehension)
     trial_config = None
     if state["trial"] is not None:
         trial_config = {
             "trial_id": state["trial"]["id"],
-            "classes": state["trial"]["display"].get("class_order", []),
+            "view": state["trial"]["view"],
             "submit_url": reverse(
                 "participant-api:session-responses", kwargs={"token": participant.token}
             ),
@@ -209,3 +211,13 @@ def stimulus_image(request: HttpRequest, public_id: str) -> FileResponse:
     if not stimulus.image:
         raise Http404("This stimulus has no image file.")
     return FileResponse(stimulus.image.open("rb"), content_type="image/png")
+
+
+@require_GET
+@cache_control(max_age=86400, private=True)
+def frame_image(request: HttpRequest, public_id: str) -> FileResponse:
+    try:
+        frame = selectors.frame_get_public(public_id=public_id)
+    except (StimulusImage.DoesNotExist, ValidationError) as exc:
+        raise Http404("No such image.") from exc
+    return FileResponse(frame.image.open("rb"), content_type="image/png")
