@@ -221,9 +221,7 @@ def summarise_by_group(
     for j in judgments:
         groups.setdefault(j.group, []).append(j)
     return {
-        key: summarise(
-            groups[key], chance=chance, n_boot=n_boot, seed=seed, confidence=confidence
-        )
+        key: summarise(groups[key], chance=chance, n_boot=n_boot, seed=seed, confidence=confidence)
         for key in sorted(groups)
     }
 

@@ -5,6 +5,7 @@ The pixel work is in `imaging` (pure numpy/Pillow); these functions only do the 
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from django.core.files.base import ContentFile
@@ -12,7 +13,7 @@ from django.db import transaction
 from PIL import Image
 
 from elicitation import imaging
-from elicitation.models import ImageSet, SourceImage, Stimulus, Study
+from elicitation.models import ImageSet, SourceImage, Stimulus, StimulusImage, Study
 
 STANDARD_LAMBDAS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
@@ -120,3 +121,58 @@ def stimuli_add_plain(
             )
             created.append(_stimulus_save(stimulus, base.pixels))
     return created
+
+
+@transaction.atomic
+def stimuli_generate_series(
+    *, study: Study, image_set: ImageSet, n_pairs: int, seed: int = 0
+) -> list[Stimulus]:
+    """Midpoint series (interfaces C, D): for each image pair, the 11 mixes λ = step/10.
+
+    The stimulus key is the published class-pair form `<Class1>_<ref1>_<Class2>_<ref2>`; frames
+    are role "step", index 0..10. Idempotent like the mixup generator.
+    """
+    images = source_images_load(image_set=image_set)
+    by_ref = {(i.class_name, i.ref): i for i in images}
+    # One λ is enough to choose the pairs; the plan's pair choice is what is reused here.
+    specs = imaging.plan_mixup(images, lambdas=[0.5], n_pairs=n_pairs, seed=seed)
+    existing = set(Stimulus.objects.filter(study=study).values_list("key", flat=True))
+    created = []
+    for spec in specs:
+        key = f"{spec.class1}_{spec.ref1}_{spec.class2}_{spec.ref2}"
+        if key in existing:
+            continue
+        img1, img2 = by_ref[(spec.class1, spec.ref1)], by_ref[(spec.class2, spec.ref2)]
+        stimulus = Stimulus(
+            study=study,
+            key=key,
+            kind=Stimulus.Kind.SERIES,
+            class1=spec.class1,
+            class2=spec.class2,
+            source1=spec.ref1,
+            source2=spec.ref2,
+            meta={"image_set": image_set.name, "steps": 11},
+        )
+        stimulus.full_clean()
+        stimulus.save()
+        for step, pixels in enumerate(imaging.midpoint_series(img1.pixels, img2.pixels)):
+            frame_save(
+                stimulus=stimulus,
+                role="step",
+                index=step,
+                pixels=pixels,
+                meta={"lam": imaging.midpoint_lambda(step)},
+            )
+        created.append(stimulus)
+        existing.add(key)
+    return created
+
+
+def frame_save(
+    *, stimulus: Stimulus, role: str, index: int, pixels: np.ndarray, meta: dict[str, Any]
+) -> StimulusImage:
+    frame = StimulusImage(stimulus=stimulus, role=role, index=index, meta=meta)
+    frame.image.save(f"{frame.public_id}.png", ContentFile(imaging.encode_png(pixels)), save=False)
+    frame.full_clean()
+    frame.save()
+    return frame

@@ -28,11 +28,14 @@ window.HMixTrial = (function () {
     return key;
   }
 
-  // Response time starts at the first paint of the stimulus, not at page load.
-  function startClockWhenShown(img) {
+  // Response time starts at the first paint of the stimulus, not at page load. Every image the
+  // trial shows carries data-stimulus; the clock starts once all of them have loaded.
+  function startClockWhenShown(images) {
+    const pending = images.filter((img) => !(img.complete && img.naturalWidth));
     const start = () => requestAnimationFrame(() => { shownAt = performance.now(); });
-    if (img.complete && img.naturalWidth) start();
-    else img.addEventListener("load", start, { once: true });
+    if (!pending.length) { start(); return; }
+    let left = pending.length;
+    pending.forEach((img) => img.addEventListener("load", () => { left -= 1; if (!left) start(); }, { once: true }));
   }
 
   function showError(message) {
@@ -89,6 +92,6 @@ window.HMixTrial = (function () {
     }
   }
 
-  startClockWhenShown(document.getElementById("stimulus"));
+  startClockWhenShown(Array.from(document.querySelectorAll("img[data-stimulus]")));
   return { config, submit, showError };
 })();
