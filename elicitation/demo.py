@@ -9,6 +9,7 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 
 from elicitation import imaging, services, stimulus_services
+from elicitation.defaults import study_texts
 from elicitation.models import ImageSet, Study
 
 DEMO_SLUG = "demo-soft-labels"
@@ -66,6 +67,19 @@ COMPREHENSION = [
 class DemoInfo:
     study: Study
     created: bool
+    others: tuple[tuple[Study, bool], ...] = ()
+
+
+# Interfaces B, C and D on the same shapes (slug, title, trial type, series or not).
+MORE_DEMOS = (
+    (
+        "demo-mixing-factor",
+        "Demo: how much of each shape is in the blend?",
+        Study.TrialType.MIXING_FACTOR,
+    ),
+    ("demo-construct-midpoint", "Demo: find the 50/50 blend", Study.TrialType.CONSTRUCT_MIDPOINT),
+    ("demo-select-midpoint", "Demo: pick the 50/50 blend", Study.TrialType.SELECT_MIDPOINT),
+)
 
 
 @transaction.atomic
@@ -81,10 +95,6 @@ def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> D
             Permission.objects.filter(content_type__app_label__in=["elicitation", "analysis"])
         )
 
-    existing = Study.objects.filter(slug=DEMO_SLUG).first()
-    if existing is not None:
-        return DemoInfo(study=existing, created=False)
-
     image_set = ImageSet.objects.filter(name=DEMO_IMAGE_SET).first()
     if image_set is None:
         image_set = stimulus_services.image_set_create(
@@ -92,6 +102,14 @@ def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> D
             source=ImageSet.Source.DEMO,
             images=imaging.generate_demo_images(per_class=per_class, seed=0),
         )
+    others = tuple(
+        _seed_interface(slug, title, ttype, user_id=user.pk, image_set=image_set)
+        for slug, title, ttype in MORE_DEMOS
+    )
+    existing = Study.objects.filter(slug=DEMO_SLUG).first()
+    if existing is not None:
+        return DemoInfo(study=existing, created=False, others=others)
+
     study = services.study_create(
         slug=DEMO_SLUG,
         title="Demo: how would 100 people label these shapes?",
@@ -115,4 +133,35 @@ def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> D
     plain = stimulus_services.stimuli_add_plain(study=study, image_set=image_set, per_class=1)
     services.batches_build(study=study, stimuli=[*mixed, *plain], batch_size=batch_size, seed=0)
     services.study_set_status(study=study, status=Study.Status.LIVE)
-    return DemoInfo(study=study, created=True)
+    return DemoInfo(study=study, created=True, others=others)
+
+
+def _seed_interface(
+    slug: str, title: str, trial_type: str, *, user_id: int, image_set: ImageSet
+) -> tuple[Study, bool]:
+    existing = Study.objects.filter(slug=slug).first()
+    if existing is not None:
+        return existing, False
+    study = services.study_create(
+        slug=slug,
+        title=title,
+        trial_type=trial_type,
+        owner_id=user_id,
+        classes=list(imaging.DEMO_CLASSES),
+        participants_per_batch=10,
+        repeats=2,
+        completion_code="HMIXDEMO",
+        completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+        **study_texts(trial_type),
+    )
+    if trial_type == Study.TrialType.MIXING_FACTOR:
+        stimuli = stimulus_services.stimuli_generate_mixup(
+            study=study, image_set=image_set, n_pairs=8, seed=1
+        )
+    else:
+        stimuli = stimulus_services.stimuli_generate_series(
+            study=study, image_set=image_set, n_pairs=12, seed=2
+        )
+    services.batches_build(study=study, stimuli=stimuli, batch_size=8, seed=0)
+    services.study_set_status(study=study, status=Study.Status.LIVE)
+    return study, True

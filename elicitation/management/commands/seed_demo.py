@@ -27,4 +27,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Researcher login:  {base}/admin/  user '{DEMO_USERNAME}', password '{DEMO_PASSWORD}'"
         )
+        for other, created in info.others:
+            state = "created" if created else "present"
+            self.stdout.write(f"  {other.trial_type:<20} {base}/s/{other.slug}/  ({state})")
         self.stdout.write(f"API docs:          {base}/api/docs/")
