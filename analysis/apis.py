@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from analysis import exports, selectors
 from analysis.aggregation import Method
+from analysis.models import AnalysisResult
 from elicitation import selectors as elicitation_selectors
 from elicitation.models import Study
 
@@ -166,6 +167,42 @@ class SoftLabelListApi(APIView):
         assert isinstance(response.data, dict)
         response.data["classes"] = study.classes
         return response
+
+
+class AnalysisResultListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AnalysisResultOutput"  # nested serializers share a class name
+
+        kind = serializers.CharField()
+        key = serializers.CharField()
+        params = serializers.DictField()
+        n = serializers.IntegerField()
+        # "data" would shadow Serializer.data.
+        result = serializers.DictField(source="data")
+        updated_at = serializers.DateTimeField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "kind", OpenApiTypes.STR, enum=[k for k, _ in AnalysisResult.Kind.choices]
+            ),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+        ],
+        responses=OutputSerializer(many=True),
+        summary="Stored analysis results (mixing factor, midpoints, IRI alignment)",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        study = study_for_researcher(slug=slug, request=request)
+        kind = request.query_params.get("kind")
+        if kind and kind not in AnalysisResult.Kind.values:
+            raise serializers.ValidationError(
+                {"kind": f"Unknown kind {kind!r}; expected one of {AnalysisResult.Kind.values}."}
+            )
+        qs = selectors.analysis_result_list(study=study, kind=kind).order_by("id")
+        paginator = IdCursorPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
 @method_decorator(transaction.non_atomic_requests, name="dispatch")

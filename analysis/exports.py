@@ -15,9 +15,23 @@ import numpy as np
 
 from analysis import aggregation, selectors
 from analysis.aggregation import Method
+from analysis.models import AnalysisResult
 from elicitation.models import Response, Study, Trial
 
-WHATS = ("responses", "annotation-soft-labels", "soft-labels")
+WHATS = (
+    "responses",
+    "annotation-soft-labels",
+    "soft-labels",
+    "mixing-factor",
+    "midpoints",
+    "iri-alignment",
+)
+# Which stored analysis kinds each analysis export contains.
+ANALYSIS_KINDS = {
+    "mixing-factor": (AnalysisResult.Kind.MIXING_STIMULUS, AnalysisResult.Kind.MIXING_LAMBDA),
+    "midpoints": (AnalysisResult.Kind.MIDPOINT, AnalysisResult.Kind.MIDPOINT_CONSISTENCY),
+    "iri-alignment": (AnalysisResult.Kind.IRI_ALIGNMENT,),
+}
 FORMATS = ("csv", "json", "jsonl", "npy", "npy-index")
 CONTENT_TYPES = {
     "csv": "text/csv",
@@ -156,6 +170,10 @@ def export_stream(
         if fmt.startswith("npy"):
             raise ExportError("Responses export as csv, json or jsonl, not npy.")
         return _export_responses(study, fmt)
+    if what in ANALYSIS_KINDS:
+        if fmt.startswith("npy"):
+            raise ExportError(f"{what} exports as csv, json or jsonl, not npy.")
+        return _export_analysis(study, what, fmt)
     if what == "annotation-soft-labels":
         return _export_annotations(study, fmt, method)
     return _export_soft_labels(study, fmt, method)
@@ -278,3 +296,33 @@ def _export_soft_labels(study: Study, fmt: str, method: Method) -> Iterator[str 
         yield _csv_line(["row", "stimulus", "n_annotations", "n_annotators"])
         for i, lab in enumerate(rows):
             yield _csv_line([i, lab.stimulus.key, lab.n_annotations, lab.n_annotators])
+
+
+def _analysis_rows(study: Study, what: str) -> list[dict[str, Any]]:
+    # Analysis results are one row per stimulus or group: small enough to hold, which lets the
+    # CSV header be the union of every row's fields.
+    rows = AnalysisResult.objects.filter(study=study, kind__in=ANALYSIS_KINDS[what]).order_by(
+        "kind", "params_key", "key"
+    )
+    return [{"kind": r.kind, "key": r.key, "params": r.params, "n": r.n, **r.data} for r in rows]
+
+
+def _export_analysis(study: Study, what: str, fmt: str) -> Iterator[str]:
+    rows = _analysis_rows(study, what)
+    if fmt == "csv":
+        columns = ["kind", "key", "params", "n"]
+        for row in rows:
+            columns += [c for c in row if c not in columns]
+        yield _csv_line(columns)
+        for row in rows:
+            yield _csv_line([_csv_cell(row.get(c)) for c in columns])
+    elif fmt == "jsonl":
+        for row in rows:
+            yield json.dumps(row) + "\n"
+    else:
+        yield (
+            json.dumps(
+                {"study": study.slug, "trial_type": study.trial_type, "results": rows}, indent=1
+            )
+            + "\n"
+        )

@@ -35,3 +35,38 @@ class SoftLabel(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.stimulus_id}:{self.method}"
+
+
+class AnalysisResult(BaseModel):
+    """One row of an interface analysis (B–F), recomputed from the stored responses.
+
+    `key` names the group (a stimulus key, a λ level, "construct|1|Cat_3_Dog_7", a model...);
+    `data` holds the summary's fields. (study, kind, key, params_key) is unique, so a recompute
+    replaces rows instead of adding them.
+    """
+
+    class Kind(models.TextChoices):
+        MIXING_STIMULUS = "mixing-stimulus", "Mixing factor per stimulus"
+        MIXING_LAMBDA = "mixing-lambda", "Mixing factor per λ"
+        MIDPOINT = "midpoint", "Midpoint summary"
+        MIDPOINT_CONSISTENCY = "midpoint-consistency", "Midpoint repeat consistency"
+        IRI_ALIGNMENT = "iri-alignment", "IRI alignment"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="analysis_results")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    key = models.CharField(max_length=255)
+    params = models.JSONField(default=dict)
+    params_key = models.CharField(max_length=255)
+    n = models.PositiveIntegerField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["study", "kind", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "kind", "key", "params_key"], name="analysis_result_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}:{self.kind}:{self.key}"

@@ -89,8 +89,11 @@ def wilson_interval(correct: int, total: int, *, confidence: float = 0.95) -> tu
     z2n = z * z / total
     centre = (p + z2n / 2) / (1 + z2n)
     half = z / (1 + z2n) * math.sqrt(p * (1 - p) / total + z2n / (4 * total))
-    # At p = 0 or 1 the bound equals the end exactly in theory; clamp the rounding error.
-    return 100 * max(0.0, centre - half), 100 * min(1.0, centre + half)
+    # At p = 0 (p = 1) the lower (upper) bound is exactly 0 (1) in exact arithmetic, but
+    # centre − half leaves a rounding residue of order 1e-17: state it exactly.
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    high = 1.0 if correct == total else min(1.0, centre + half)
+    return 100 * low, 100 * high
 
 
 def _check_confidence(confidence: float) -> None:

@@ -5,7 +5,7 @@ from itertools import groupby
 from django.db.models import QuerySet
 
 from analysis.aggregation import Annotation, Method
-from analysis.models import SoftLabel
+from analysis.models import AnalysisResult, SoftLabel
 from elicitation.models import Response, Stimulus, Study, Trial
 
 
@@ -81,3 +81,28 @@ def soft_label_list(*, study: Study, method: Method | None = None) -> QuerySet[S
         .select_related("stimulus")
         .order_by("stimulus__key")
     )
+
+
+def interface_responses(*, study: Study) -> QuerySet[Response]:
+    """Responses of an interface B–F study with their stimulus, in a stable order."""
+    return (
+        Response.objects.filter(study=study)
+        .select_related("stimulus")
+        .only(
+            "id",
+            "participant_id",
+            "kind",
+            "value",
+            "stimulus__key",
+            "stimulus__lam",
+            "stimulus__meta",
+        )
+        .order_by("id")
+    )
+
+
+def analysis_result_list(*, study: Study, kind: str | None = None) -> QuerySet[AnalysisResult]:
+    qs = AnalysisResult.objects.filter(study=study)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("kind", "params_key", "key")

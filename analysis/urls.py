@@ -9,5 +9,10 @@ api_urlpatterns = [
     path(
         "studies/<slug:slug>/soft-labels/", apis.SoftLabelListApi.as_view(), name="soft-label-list"
     ),
+    path(
+        "studies/<slug:slug>/analysis/",
+        apis.AnalysisResultListApi.as_view(),
+        name="analysis-result-list",
+    ),
     path("studies/<slug:slug>/export/", apis.ExportApi.as_view(), name="export"),
 ]

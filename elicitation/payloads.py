@@ -128,7 +128,8 @@ def parse_mixing_factor(answer: Any) -> dict[str, Any]:
     """Interface B. Both sliders must have been set: an untouched default is no answer."""
     a = _object(answer, {"mixing", "confidence", "moved_mixing", "moved_confidence"})
     if a["moved_mixing"] is not True or a["moved_confidence"] is not True:
-        raise ValidationError({"answer": "Set both sliders before submitting."})
+        # Not keyed by field: the API shows this message as it is, without an "answer: " prefix.
+        raise ValidationError("Set both sliders before submitting.")
     mixing = _int_in(a["mixing"], "mixing", 0, 100)
     confidence = _int_in(a["confidence"], "confidence", 0, 100)
     return {

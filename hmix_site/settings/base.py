@@ -136,6 +136,8 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 # HMIX_CELERY_EAGER overrides that choice either way (the real-worker tests set it to false).
 CELERY_TASK_ALWAYS_EAGER = env.bool("HMIX_CELERY_EAGER", default=not CELERY_BROKER_URL)
+# Eager tasks never touch a broker; the in-memory transport keeps kombu from guessing one.
+CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]

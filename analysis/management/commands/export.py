@@ -14,8 +14,9 @@ def index_path(out: Path) -> Path:
 
 class Command(BaseCommand):
     help = (
-        "Export responses, per-annotation soft labels or aggregated soft labels. Streams: memory "
-        "does not grow with the study. npy also writes <out>.index.csv naming each row."
+        "Export responses, per-annotation soft labels, aggregated soft labels, or the stored "
+        "analyses (mixing-factor, midpoints, iri-alignment). Streams: memory does not grow with "
+        "the study. npy also writes <out>.index.csv naming each row."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,0 +1,126 @@
+// Interface B: the mixing slider and the confidence slider. Neither has a starting position:
+// the thumb appears where the participant first clicks, taps or presses a key (interfaces.md B,
+// "no anchoring at 50"), and Next stays disabled until both were set. The server refuses an
+// answer without both sliders set as well.
+"use strict";
+
+(function () {
+  const MIN = 0;
+  const MAX = 100;
+  const STEP = 1;
+  const PAGE = 10;
+  const MIDDLE = 50; // where a first arrow key press starts from
+  const NOT_SET = "Set both sliders before submitting.";
+
+  const form = document.getElementById("trial-form");
+  const button = document.getElementById("submit-trial");
+  const hint = document.getElementById("slider-hint");
+
+  function makeSlider(el, describe) {
+    const track = el.querySelector(".hslider-track");
+    const thumb = el.querySelector(".hslider-thumb");
+    const readout = document.getElementById(el.dataset.name + "-readout");
+    const slider = { el: el, value: null };
+
+    function set(raw) {
+      const value = Math.min(MAX, Math.max(MIN, Math.round(raw)));
+      slider.value = value;
+      el.classList.add("is-set");
+      thumb.style.left = value + "%";
+      const text = describe(value);
+      el.setAttribute("aria-valuenow", String(value));
+      el.setAttribute("aria-valuetext", text);
+      readout.textContent = text;
+      readout.classList.remove("unset");
+      sync();
+    }
+
+    function valueAt(clientX) {
+      const box = track.getBoundingClientRect();
+      return ((clientX - box.left) / box.width) * (MAX - MIN) + MIN;
+    }
+
+    // Mouse and pen set the value on press; a touch sets it on lift or drag, so that a finger
+    // that starts scrolling the page on the slider does not leave an answer behind.
+    el.addEventListener("pointerdown", (event) => {
+      if (event.pointerType === "mouse" && event.button !== 0) return;
+      event.preventDefault();
+      el.focus({ preventScroll: true });
+      el.setPointerCapture(event.pointerId);
+      if (event.pointerType !== "touch") set(valueAt(event.clientX));
+    });
+    el.addEventListener("pointermove", (event) => {
+      if (el.hasPointerCapture(event.pointerId)) set(valueAt(event.clientX));
+    });
+    el.addEventListener("pointerup", (event) => {
+      if (event.pointerType === "touch" && el.hasPointerCapture(event.pointerId)) {
+        set(valueAt(event.clientX));
+      }
+    });
+
+    el.addEventListener("keydown", (event) => {
+      const from = slider.value ?? MIDDLE;
+      const targets = {
+        ArrowRight: from + STEP,
+        ArrowUp: from + STEP,
+        ArrowLeft: from - STEP,
+        ArrowDown: from - STEP,
+        PageUp: from + PAGE,
+        PageDown: from - PAGE,
+        Home: MIN,
+        End: MAX,
+      };
+      if (!(event.key in targets) || event.altKey || event.ctrlKey || event.metaKey) return;
+      event.preventDefault(); // no page scrolling while adjusting the slider
+      set(targets[event.key]);
+    });
+    return slider;
+  }
+
+  const mixingEl = document.getElementById("mixing-slider");
+  const class1 = mixingEl.dataset.left;
+  const class2 = mixingEl.dataset.right;
+  // The raw value is the share of class 2: 0 at the left end (100% class 1), 100 at the right.
+  const mixing = makeSlider(mixingEl, (v) => `${100 - v}% ${class1}, ${v}% ${class2}`);
+  const confidence = makeSlider(
+    document.getElementById("confidence-slider"),
+    (v) => `${v}% confident`,
+  );
+
+  function unset() {
+    return [mixing, confidence].filter((s) => s.value === null);
+  }
+
+  function sync() {
+    const missing = unset();
+    button.disabled = missing.length > 0;
+    if (missing.length === 2) hint.textContent = "Set both sliders to continue.";
+    else if (missing.length === 1) {
+      hint.textContent = missing[0] === mixing
+        ? "Now set the blend slider to continue."
+        : "Now set the confidence slider to continue.";
+    } else hint.textContent = "";
+    hint.hidden = !hint.textContent;
+    if (!missing.length) HMixTrial.showError("");
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const missing = unset();
+    if (missing.length) {
+      HMixTrial.showError(NOT_SET);
+      missing[0].el.focus();
+      return;
+    }
+    HMixTrial.submit(
+      {
+        mixing: mixing.value,
+        confidence: confidence.value,
+        moved_mixing: true,
+        moved_confidence: true,
+      },
+      button,
+    );
+  });
+  sync();
+})();
