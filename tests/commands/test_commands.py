@@ -266,3 +266,27 @@ def test_mixup_task_is_idempotent(make_image_study: Callable[..., Study]) -> Non
     # then
     assert (created, again) == (4, 0)
     assert study.stimuli.count() == before + 4
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("slug", "kinds"),
+    [
+        ("demo-mixing-factor", {"mixing-stimulus", "mixing-lambda"}),
+        ("demo-construct-midpoint", {"midpoint", "midpoint-consistency"}),
+        ("demo-select-midpoint", {"midpoint", "midpoint-consistency"}),
+    ],
+)
+def test_simulated_participants_answer_every_demo_interface(slug: str, kinds: set[str]) -> None:
+    # given
+    _run("seed_demo")
+    # when
+    out = _run("simulate_participants", study=slug, participants=4, concurrency=2)
+    # then every answer was accepted by the server's validation and analysed
+    result = json.loads(out.strip().splitlines()[-1])
+    study = Study.objects.get(slug=slug)
+    assert (result["errors"], result["completed"]) == (0, 4)
+    assert result["all_completed_stored"] is True
+    trials = Trial.objects.filter(participant__study=study).count()
+    assert Response.objects.filter(study=study).count() == result["responses"] == trials > 0
+    assert set(study.analysis_results.values_list("kind", flat=True)) == kinds
