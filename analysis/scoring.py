@@ -20,7 +20,6 @@ from analysis.summaries import pearson
 
 # analysis.md: clustering picks one of three columns, so chance is 1/3 (the papers print 33.3).
 CLUSTERING_CHANCE: Final = 100 / 3
-TWO_AFC_CHANCE: Final = 50.0  # reported without correction (analysis.md), kept for reference
 DEFAULT_CATCH_THRESHOLD: Final = 80.0
 
 
@@ -242,9 +241,8 @@ def catch_flags(
     for annotator in sorted(catch_results):
         results = catch_results[annotator]
         # 100·k/n < t compared as 100·k < t·n, so 4/5 against 80 is not flagged by rounding.
-        flags[annotator] = bool(results) and 100 * sum(map(bool, results)) < threshold * len(
-            results
-        )
+        right = sum(map(bool, results))
+        flags[annotator] = bool(results) and 100 * right < threshold * len(results)
     return flags
 
 

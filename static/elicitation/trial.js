@@ -6,6 +6,7 @@ window.HMixTrial = (function () {
   const config = JSON.parse(document.getElementById("trial-config").textContent);
   const keyName = "hmix-client-key-" + config.trial_id;
   let shownAt = null;
+  let shownCallbacks = [];
   let inFlight = false;
 
   function uuid4() {
@@ -32,10 +33,21 @@ window.HMixTrial = (function () {
   // trial shows carries data-stimulus; the clock starts once all of them have loaded.
   function startClockWhenShown(images) {
     const pending = images.filter((img) => !(img.complete && img.naturalWidth));
-    const start = () => requestAnimationFrame(() => { shownAt = performance.now(); });
+    const start = () => requestAnimationFrame(() => {
+      shownAt = performance.now();
+      shownCallbacks.forEach((callback) => callback(shownAt));
+      shownCallbacks = [];
+    });
     if (!pending.length) { start(); return; }
     let left = pending.length;
     pending.forEach((img) => img.addEventListener("load", () => { left -= 1; if (!left) start(); }, { once: true }));
+  }
+
+  // Calls back with the clock's start (a performance.now() value) once the stimulus is shown, so
+  // that times within a trial (interface C's visits) are measured from the same moment as rt_ms.
+  function onShown(callback) {
+    if (shownAt !== null) callback(shownAt);
+    else shownCallbacks.push(callback);
   }
 
   function showError(message) {
@@ -93,5 +105,5 @@ window.HMixTrial = (function () {
   }
 
   startClockWhenShown(Array.from(document.querySelectorAll("img[data-stimulus]")));
-  return { config, submit, showError };
+  return { config, submit, showError, onShown };
 })();
