@@ -47,7 +47,13 @@ def _authed(user: Any) -> APIClient:
     return client
 
 
-ENDPOINTS = ["api:study-detail", "api:response-list", "api:soft-label-list", "api:export"]
+ENDPOINTS = [
+    "api:study-detail",
+    "api:response-list",
+    "api:soft-label-list",
+    "api:analysis-result-list",
+    "api:export",
+]
 
 
 @pytest.mark.parametrize("name", ENDPOINTS)
@@ -249,3 +255,35 @@ def test_api_docs_page_serves_swagger_ui_from_this_site(api_client: APIClient) -
     assert res.status_code == 200
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn.jsdelivr.net" not in html
+
+
+def test_analysis_results_are_listed_by_kind(make_study: Callable[..., Study]) -> None:
+    # given a mixing-factor study with one answer, analysed
+    study = make_study(
+        n_stimuli=1, batch_size=1, repeats=0, trial_type=Study.TrialType.MIXING_FACTOR
+    )
+    p = advance_to_trials(
+        elicitation_services.participant_start(study=study, platform="prolific", external_id="m")[0]
+    )
+    trial = p.trials.get()
+    elicitation_services.response_record(
+        participant=p,
+        trial_id=trial.id,
+        client_key=uuid.uuid4(),
+        rt_ms=5,
+        answer={"mixing": 20, "confidence": 70, "moved_mixing": True, "moved_confidence": True},
+    )
+    services.study_analysis_recompute(study=study)
+    url = reverse("api:analysis-result-list", kwargs={"slug": study.slug})
+    client = _authed(study.owner)
+    # when
+    levels = client.get(url, {"kind": "mixing-lambda"}).json()["results"]
+    bad = client.get(url, {"kind": "nonsense"})
+    # then
+    assert [(r["key"], r["params"], r["n"]) for r in levels] == [
+        ("0.25", {"include_repeats": True}, 1),
+        ("0.25", {"include_repeats": False}, 1),
+    ]
+    assert levels[0]["result"]["mean_lam_hat"] == pytest.approx(0.8)
+    assert bad.status_code == 400
+    assert bad.json()["message"].startswith("kind: Unknown kind 'nonsense'")

@@ -18,6 +18,7 @@ from elicitation import imaging, services
 from elicitation.demo import DEMO_SLUG
 from elicitation.models import ImageSet, Participant, Response, Stimulus, Study, Trial
 from tests.conftest import advance_to_trials, categorical_answer
+from tests.iri_fixtures import iri_study_live
 
 pytestmark = pytest.mark.django_db
 
@@ -290,3 +291,23 @@ def test_simulated_participants_answer_every_demo_interface(slug: str, kinds: se
     trials = Trial.objects.filter(participant__study=study).count()
     assert Response.objects.filter(study=study).count() == result["responses"] == trials > 0
     assert set(study.analysis_results.values_list("kind", flat=True)) == kinds
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("trial_type", [Study.TrialType.IRI_2AFC, Study.TrialType.IRI_CLUSTER])
+def test_simulated_participants_answer_the_iri_interfaces(trial_type: str, researcher: Any) -> None:
+    # given an IRI study drawn by the test (catch trials / catch rows included)
+    study = iri_study_live(
+        owner=researcher,
+        trial_type=trial_type,
+        slug=f"sim-{trial_type}",
+        n_stimuli=3,
+        settings={"catch_rate": 0.5},
+    )
+    # when
+    out = _run("simulate_participants", study=study.slug, participants=3, concurrency=3)
+    # then
+    result = json.loads(out.strip().splitlines()[-1])
+    assert (result["errors"], result["completed"]) == (0, 3)
+    assert result["all_completed_stored"] is True
+    assert set(study.analysis_results.values_list("kind", flat=True)) == {"iri-alignment"}
