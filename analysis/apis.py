@@ -16,7 +16,8 @@ from analysis import exports, selectors
 from analysis.aggregation import Method
 from analysis.models import AnalysisResult
 from elicitation import selectors as elicitation_selectors
-from elicitation.models import Study
+from elicitation import services as elicitation_services
+from elicitation.models import Participant, Study
 
 
 class IdCursorPagination(CursorPagination):
@@ -80,11 +81,95 @@ class StudyListApi(APIView):
         return Response(StudyOutputSerializer(studies, many=True).data)
 
 
+class StudyDetailOutputSerializer(StudyOutputSerializer):
+    links = serializers.DictField(child=serializers.CharField())
+
+
 class StudyDetailApi(APIView):
-    @extend_schema(responses=StudyOutputSerializer, summary="One study")
+    @extend_schema(
+        responses=StudyDetailOutputSerializer,
+        summary="One study, with the links to give Prolific / MTurk",
+    )
     def get(self, request: Request, slug: str) -> Response:
         study = study_for_researcher(slug=slug, request=request)
-        return Response(StudyOutputSerializer(study).data)
+        data = dict(StudyOutputSerializer(study).data)
+        data["links"] = elicitation_selectors.study_entry_links(
+            study=study, base_url=request.build_absolute_uri("/")
+        )
+        return Response(data)
+
+
+class ParticipantListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ParticipantOutput"  # nested serializers share a class name
+
+        token = serializers.UUIDField()
+        platform = serializers.CharField()
+        external_id = serializers.CharField()
+        stage = serializers.CharField()
+        batch = serializers.IntegerField(source="batch.number", allow_null=True, default=None)
+        comprehension_failures = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+        completed_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "stage", OpenApiTypes.STR, enum=[s for s, _ in Participant.Stage.choices]
+            ),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+        ],
+        responses=OutputSerializer(many=True),
+        summary="A study's participants and where each one stands",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        study = study_for_researcher(slug=slug, request=request)
+        stage = request.query_params.get("stage")
+        if stage and stage not in Participant.Stage.values:
+            raise serializers.ValidationError(
+                {"stage": f"Unknown stage {stage!r}; expected one of {Participant.Stage.values}."}
+            )
+        qs = elicitation_selectors.participant_list(study=study, stage=stage)
+        paginator = IdCursorPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class ParticipantReturnApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ParticipantReturnInput"  # nested serializers share a class name
+
+        external_id = serializers.CharField(required=False, default="", max_length=128)
+        token = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+        def validate(self, attrs: dict[str, object]) -> dict[str, object]:
+            if not attrs["external_id"] and not attrs["token"]:
+                raise serializers.ValidationError(
+                    "Give the participant's external_id (e.g. PROLIFIC_PID) or session token."
+                )
+            return attrs
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=ParticipantListApi.OutputSerializer,
+        summary="Mark a participant returned / timed out on the platform: frees their slot",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        study = study_for_researcher(slug=slug, request=request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token = serializer.validated_data["token"]
+        participant = elicitation_selectors.participant_find(
+            study=study,
+            external_id=serializer.validated_data["external_id"],
+            token=str(token) if token else "",
+        )
+        if participant is None:
+            raise Http404("No such participant in this study.")
+        participant = elicitation_services.participant_return(participant=participant)
+        return Response(ParticipantListApi.OutputSerializer(participant).data)
 
 
 class ResponseListApi(APIView):

@@ -21,7 +21,7 @@ from elicitation.models import (
     Study,
     Trial,
 )
-from elicitation.selectors import study_list_for_user
+from elicitation.selectors import study_entry_links, study_list_for_user
 
 
 class ResearcherScopedAdmin(admin.ModelAdmin):
@@ -56,7 +56,19 @@ class StudyAdmin(ResearcherScopedAdmin):
     list_filter = ("trial_type", "status")
     search_fields = ("slug", "title")
     filter_horizontal = ("researchers",)
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("platform_links", "created_at", "updated_at")
+
+    @admin.display(description="links for the crowd platforms")
+    def platform_links(self, obj: Study) -> str:
+        if obj.pk is None:
+            return "-"
+        links = study_entry_links(study=obj, base_url="")
+        return format_html(
+            "Prolific study URL (prefix your site's address): <code>{}</code><br>"
+            "Completion URL: <code>{}</code>",
+            links["prolific"],
+            links["completion_url"] or "(set a completion code and URL)",
+        )
 
 
 class BatchItemInline(admin.TabularInline):

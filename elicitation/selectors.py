@@ -140,10 +140,7 @@ def stimulus_list(*, study: Study) -> QuerySet[Stimulus]:
 
 def participant_completion_url(*, participant: Participant) -> str:
     """The crowd platform's completion URL with the study's code, or "" to show the code only."""
-    study = participant.study
-    if not study.completion_url or not study.completion_code:
-        return ""
-    return study.completion_url.replace("{code}", study.completion_code)
+    return study_entry_links(study=participant.study, base_url="")["completion_url"]
 
 
 def study_settings(*, study: Study) -> dict[str, Any]:
@@ -172,3 +169,40 @@ def iri_row_targets(*, stimulus: Stimulus) -> list[int]:
 
 def frame_get_public(*, public_id: str) -> StimulusImage:
     return StimulusImage.objects.only("image", "public_id").get(public_id=public_id)
+
+
+# Prolific fills these placeholders in the study URL with the worker's ids.
+PROLIFIC_QUERY = (
+    "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
+)
+MTURK_QUERY = "workerId=...&assignmentId=...&hitId=..."
+
+
+def study_entry_links(*, study: Study, base_url: str) -> dict[str, str]:
+    """The links to give the crowd platforms, and where participants are sent at the end."""
+    entry = f"{base_url.rstrip('/')}/s/{study.slug}/"
+    return {
+        "direct": entry,
+        "prolific": f"{entry}?{PROLIFIC_QUERY}",
+        "mturk": f"{entry}?{MTURK_QUERY}",
+        "completion_code": study.completion_code,
+        "completion_url": (
+            study.completion_url.replace("{code}", study.completion_code)
+            if study.completion_url and study.completion_code
+            else ""
+        ),
+    }
+
+
+def participant_list(*, study: Study, stage: str | None = None) -> QuerySet[Participant]:
+    qs = Participant.objects.filter(study=study).select_related("batch")
+    if stage:
+        qs = qs.filter(stage=stage)
+    return qs.order_by("id")
+
+
+def participant_find(*, study: Study, external_id: str = "", token: str = "") -> Participant | None:
+    qs = Participant.objects.filter(study=study)
+    if token:
+        return qs.filter(token=token).first()
+    return qs.filter(external_id=external_id).first() if external_id else None
