@@ -1,6 +1,6 @@
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -81,17 +81,29 @@ def soft_label_recompute(*, stimulus: Stimulus, method: Method | None = None) ->
 
 
 @transaction.atomic
-def study_aggregate(*, study: Study, method: Method | None = None, chunk: int = 500) -> int:
+def study_aggregate(
+    *,
+    study: Study,
+    method: Method | None = None,
+    chunk: int = 500,
+    exclude_participant_ids: Collection[int] = (),
+) -> int:
     """(Re)compute every stimulus label of the study under one method. Returns how many.
 
     Streams responses grouped by stimulus and upserts in chunks, so memory stays bounded.
-    Labels of stimuli that no longer have responses under this method are removed.
+    Labels of stimuli that no longer have responses under this method are removed. Responses
+    of `exclude_participant_ids` are left out (soft-labels.md "Aggregation": excluded
+    participants), so a stimulus answered only by them loses its label under this method.
     """
     method = method or selectors.study_default_method(study=study)
+    excluded = frozenset(exclude_participant_ids)
     seen: list[int] = []
     pending: list[SoftLabel] = []
     count = 0
-    for stimulus_id, responses in selectors.responses_by_stimulus(study=study):
+    for stimulus_id, group in selectors.responses_by_stimulus(study=study):
+        responses = [r for r in group if r.participant_id not in excluded]
+        if not responses:
+            continue
         label = _label_for(responses, study, method)
         if not label.n_annotations:
             continue

@@ -341,6 +341,11 @@ class Trial(BaseModel):
 
 
 class Response(BaseModel):
+    class Source(models.TextChoices):
+        LIVE = "live", "Recorded by this platform"
+        # Published raw data brought in by `import_legacy`: typed percentages may exceed 100.
+        IMPORTED = "imported", "Imported from a published file"
+
     trial = models.OneToOneField(Trial, on_delete=models.PROTECT, related_name="response")
     # Denormalised from the trial so that the researcher API filters without joins.
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="responses")
@@ -353,6 +358,7 @@ class Response(BaseModel):
     rt_ms = models.PositiveIntegerField()
     raw = models.JSONField()
     display = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.LIVE)
 
     # Interface A (categorical), parsed; percentages as the participant gave them (0–100).
     top_class = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -366,12 +372,16 @@ class Response(BaseModel):
     class Meta:
         ordering = ["id"]
         constraints = [
+            # The legacy free-text inputs recorded values such as "2550"; imported rows keep
+            # them (the CIFAR-10S exclusion rules flag them), live ones must be 0..100.
             models.CheckConstraint(
-                condition=Q(p1_pct__isnull=True) | (Q(p1_pct__gte=0) & Q(p1_pct__lte=100)),
+                condition=Q(p1_pct__isnull=True)
+                | (Q(p1_pct__gte=0) & (Q(p1_pct__lte=100) | Q(source="imported"))),
                 name="response_p1_percent",
             ),
             models.CheckConstraint(
-                condition=Q(p2_pct__isnull=True) | (Q(p2_pct__gte=0) & Q(p2_pct__lte=100)),
+                condition=Q(p2_pct__isnull=True)
+                | (Q(p2_pct__gte=0) & (Q(p2_pct__lte=100) | Q(source="imported"))),
                 name="response_p2_percent",
             ),
             models.CheckConstraint(

@@ -206,3 +206,83 @@ def participant_find(*, study: Study, external_id: str = "", token: str = "") ->
     if token:
         return qs.filter(token=token).first()
     return qs.filter(external_id=external_id).first() if external_id else None
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    number: int
+    target: int
+    completed: int
+    in_progress: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.completed / self.target) if self.target else 0
+
+
+@dataclass(frozen=True)
+class Monitor:
+    stages: dict[str, int]
+    batches: list[BatchProgress]
+    responses: int
+    median_rt_ms: float | None
+    stimuli_answered: int
+    stimuli_total: int
+    min_answers_per_stimulus: int
+    recent_exclusions: list[dict[str, Any]]
+
+
+def study_monitor(*, study: Study) -> Monitor:
+    """Live progress of a study, in a handful of aggregate queries (no per-row loops)."""
+    stages = dict(
+        Participant.objects.filter(study=study)
+        .values_list("stage")
+        .annotate(n=Count("id"))
+        .values_list("stage", "n")
+    )
+    holding = [*Participant.HOLDING_STAGES]
+    batch_rows = (
+        Batch.objects.filter(study=study)
+        .annotate(
+            done=Count("participants", filter=Q(participants__stage=Participant.Stage.COMPLETED)),
+            active=Count("participants", filter=Q(participants__stage__in=holding)),
+        )
+        .order_by("number")
+        .values_list("number", "target", "done", "active")
+    )
+    per_stimulus = list(
+        Stimulus.objects.filter(study=study)
+        .annotate(n=Count("responses", filter=Q(responses__kind=Trial.Kind.MAIN)))
+        .values_list("n", flat=True)
+    )
+    rts = Response.objects.filter(study=study).order_by("rt_ms").values_list("rt_ms", flat=True)
+    n_responses = rts.count()
+    median = None
+    if n_responses:
+        # The middle row(s) by index: the median without loading every response time.
+        lower = rts[(n_responses - 1) // 2]
+        upper = rts[n_responses // 2]
+        median = (lower + upper) / 2
+    recent = [
+        dict(row)
+        for row in Participant.objects.filter(
+            study=study,
+            stage__in=[
+                Participant.Stage.EXCLUDED,
+                Participant.Stage.EXPIRED,
+                Participant.Stage.RETURNED,
+            ],
+        )
+        .order_by("-updated_at")
+        .values("external_id", "token", "stage", "updated_at")[:10]
+    ]
+    return Monitor(
+        stages=stages,
+        batches=[BatchProgress(*row) for row in batch_rows],
+        responses=n_responses,
+        median_rt_ms=median,
+        stimuli_answered=sum(1 for n in per_stimulus if n),
+        stimuli_total=len(per_stimulus),
+        min_answers_per_stimulus=min(per_stimulus, default=0),
+        recent_exclusions=recent,
+    )

@@ -503,3 +503,17 @@ def participant_leases_reclaim(*, now: datetime | None = None) -> int:
     return Participant.objects.filter(
         stage__in=Participant.HOLDING_STAGES, lease_expires_at__lt=now
     ).update(stage=Stage.EXPIRED, updated_at=now)
+
+
+@transaction.atomic
+def study_add_researcher(*, study: Study, username: str) -> Any:
+    """Make an existing account a collaborator: they see and export the study's data."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationError({"username": f"No account named {username!r}."})
+    if user.pk == study.owner_id:
+        raise ValidationError({"username": "The owner is already a researcher of the study."})
+    study.researchers.add(user)
+    return user

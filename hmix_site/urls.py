@@ -22,7 +22,9 @@ def health(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("health/", health, name="health"),
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="dashboard:studies", permanent=False)),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("dashboard/", include("dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,13 +1,16 @@
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from rest_framework.test import APIClient
 
-from elicitation import imaging, services, stimulus_services
-from elicitation.models import ImageSet, Participant, Study
+from elicitation import imaging, selectors, services, stimulus_services
+from elicitation.models import ImageSet, Participant, Study, Trial
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from tests.factories import StimulusFactory, StudyFactory, UserFactory
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls from a
@@ -79,13 +82,43 @@ def advance_to_trials(participant: Participant) -> Participant:
     return participant
 
 
-@pytest.fixture
-def participant_in_trials(make_study: Callable[..., Study]) -> Participant:
-    study = make_study()
+def start_in_trials(study: Study, pid: str) -> Participant:
+    """A new Prolific participant `pid`, taken to the trials through the services."""
     participant, _ = services.participant_start(
-        study=study, platform=Participant.Platform.PROLIFIC, external_id="PID1"
+        study=study, platform=Participant.Platform.PROLIFIC, external_id=pid
     )
     return advance_to_trials(participant)
+
+
+def answer_remaining_trials(
+    participant: Participant, answer_for: Callable[[Trial], dict[str, Any]], *, rt_ms: int = 10
+) -> Participant:
+    """Answer each of the participant's unanswered trials in order, through the services, with
+    answer_for(trial); returns the participant, refreshed (at the debrief, as a rule)."""
+    while participant.stage == Participant.Stage.TRIALS:
+        trial = selectors.trial_get_next(participant=participant)
+        assert trial is not None
+        services.response_record(
+            participant=participant,
+            trial_id=trial.id,
+            client_key=uuid.uuid4(),
+            rt_ms=rt_ms,
+            answer=answer_for(trial),
+        )
+        participant.refresh_from_db()
+    return participant
+
+
+def answer_all_trials(
+    study: Study, pid: str, answer_for: Callable[[Trial], dict[str, Any]], *, rt_ms: int = 10
+) -> Participant:
+    """A new Prolific participant `pid` who answers every trial with answer_for(trial)."""
+    return answer_remaining_trials(start_in_trials(study, pid), answer_for, rt_ms=rt_ms)
+
+
+@pytest.fixture
+def participant_in_trials(make_study: Callable[..., Study]) -> Participant:
+    return start_in_trials(make_study(), "PID1")
 
 
 def categorical_answer(**overrides: Any) -> dict[str, Any]:
@@ -98,3 +131,39 @@ def categorical_answer(**overrides: Any) -> dict[str, Any]:
     }
     answer.update(overrides)
     return answer
+
+
+# --- browser tests (helpers in tests/browser.py) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """new_page(width=1280, height=900, *, init_script=None): a page in a fresh context (no
+    shared cookies or storage), with `init_script` run in every document; closed after the test."""
+    contexts: list[BrowserContext] = []
+
+    def make(width: int = 1280, height: int = 900, *, init_script: str | None = None) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        context.set_default_timeout(TIMEOUT_MS)
+        if init_script is not None:
+            context.add_init_script(init_script)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page: Callable[..., Page]) -> Page:
+    """A 1280 x 900 page in a fresh context."""
+    return new_page()

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "hmix_site.common",
     "elicitation",
     "analysis",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -81,7 +82,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:studies"
+LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from analysis import services
 from elicitation import services as elicitation_services
 from elicitation.models import Participant, Study
-from tests.conftest import advance_to_trials, categorical_answer
+from tests.conftest import answer_all_trials, categorical_answer, start_in_trials
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,19 +23,7 @@ pytestmark = pytest.mark.django_db
 def study_with_data(make_study: Callable[..., Study]) -> Study:
     study = make_study(n_stimuli=2, batch_size=2, repeats=0)
     for pid in ("a", "b"):
-        p = advance_to_trials(
-            elicitation_services.participant_start(
-                study=study, platform="prolific", external_id=pid
-            )[0]
-        )
-        for trial in p.trials.order_by("position"):
-            elicitation_services.response_record(
-                participant=p,
-                trial_id=trial.id,
-                client_key=uuid.uuid4(),
-                rt_ms=5,
-                answer=categorical_answer(),
-            )
+        answer_all_trials(study, pid, lambda _trial: categorical_answer(), rt_ms=5)
     services.study_aggregate(study=study)
     return study
 
@@ -262,9 +250,7 @@ def test_analysis_results_are_listed_by_kind(make_study: Callable[..., Study]) -
     study = make_study(
         n_stimuli=1, batch_size=1, repeats=0, trial_type=Study.TrialType.MIXING_FACTOR
     )
-    p = advance_to_trials(
-        elicitation_services.participant_start(study=study, platform="prolific", external_id="m")[0]
-    )
+    p = start_in_trials(study, "m")
     trial = p.trials.get()
     elicitation_services.response_record(
         participant=p,

@@ -9,7 +9,7 @@ from analysis.models import SoftLabel
 from analysis.tasks import soft_label_recompute, study_aggregate
 from elicitation import selectors, services
 from elicitation.models import Participant
-from tests.conftest import categorical_answer
+from tests.conftest import answer_remaining_trials, categorical_answer
 from tests.factories import StimulusFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,17 +19,6 @@ pytestmark = pytest.mark.django_db
 def delay() -> Iterator[mock.MagicMock]:
     with mock.patch.object(soft_label_recompute, "delay") as patched:
         yield patched
-
-
-def _answer_all(participant: Participant) -> None:
-    while (trial := selectors.trial_get_next(participant=participant)) is not None:
-        services.response_record(
-            participant=participant,
-            trial_id=trial.id,
-            client_key=uuid.uuid4(),
-            rt_ms=800,
-            answer=categorical_answer(),
-        )
 
 
 def _snapshot() -> list[tuple[Any, ...]]:
@@ -102,7 +91,7 @@ def test_soft_label_recompute_task_run_twice_leaves_the_same_state(
     participant_in_trials: Participant,
 ) -> None:
     # given: answers stored, but no commit in this test transaction, so nothing was enqueued
-    _answer_all(participant_in_trials)
+    answer_remaining_trials(participant_in_trials, lambda _trial: categorical_answer(), rt_ms=800)
     stimulus_ids = sorted({t.stimulus_id for t in participant_in_trials.trials.all()})
     assert SoftLabel.objects.exists() is False
     # when
@@ -121,7 +110,7 @@ def test_study_aggregate_task_run_twice_leaves_the_same_state(
     participant_in_trials: Participant,
 ) -> None:
     # given
-    _answer_all(participant_in_trials)
+    answer_remaining_trials(participant_in_trials, lambda _trial: categorical_answer(), rt_ms=800)
     study = participant_in_trials.study
     params = {"gamma": 0.1}
     # when

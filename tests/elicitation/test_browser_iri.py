@@ -5,49 +5,29 @@ consent to debrief). The expected stored values are worked out from what the pag
 image URLs on screen) and what was pressed, never from the server's own plan.
 """
 
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from elicitation.models import Participant, Response, Stimulus, Study, Trial
 from elicitation.presenters import frame_url
+from tests.browser import (
+    current_trial_id,
+    debrief_by_keyboard,
+    entry_url,
+    expect_progress,
+    pick_radio_by_keys,
+    start_by_keyboard,
+    start_by_mouse,
+    tab_to,
+)
 from tests.iri_fixtures import iri_study_live
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("HMIX_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CODE = "IRICODE"
 MOUSE, KEYBOARD = "mouse", "keyboard"
-
-expect.set_options(timeout=10_000)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 def _study(researcher: Any, trial_type: str, n_stimuli: int, catch_rate: float) -> Study:
@@ -61,55 +41,13 @@ def _study(researcher: Any, trial_type: str, n_stimuli: int, catch_rate: float) 
     )
 
 
-def _entry_url(live_server: Any, study: Study, pid: str) -> str:
-    return (
-        f"{live_server.url}/s/{study.slug}/"
-        f"?PROLIFIC_PID={pid}&STUDY_ID=STUDY-1&SESSION_ID=SESSION-{pid}"
-    )
-
-
-def _tab_to(page: Page, selector: str) -> None:
-    """Press Tab until the focused element matches `selector` (reading focus is not input)."""
-    for _ in range(40):
-        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"Tab never reached {selector}")
-
-
-def _pick_radio_by_keys(page: Page, option: int) -> None:
-    # Tab lands on the first radio of an unanswered group without choosing it.
-    if option == 0:
-        page.keyboard.press("Space")
-    for _ in range(option):
-        page.keyboard.press("ArrowDown")
-
-
 def _through_to_trials(page: Page, study: Study, how: str) -> None:
     """Consent, instructions and the comprehension check (default texts: one page, one question)."""
-    answer = study.comprehension[0]["answer"]
     if how == MOUSE:
-        page.get_by_label("I am 18 years of age or older.").check()
-        page.get_by_label("I have read and understood the information above.").check()
-        page.get_by_label("I want to take part in this study.").check()
-        page.get_by_role("button", name="I agree, continue").click()
-        page.get_by_role("button", name="Continue to a short check").click()
-        page.get_by_label(study.comprehension[0]["options"][answer]).check()
-        page.get_by_role("button", name="Submit answers").click()
-        return
-    for name in ("adult", "understood", "agree"):
-        _tab_to(page, f'input[name="{name}"]')
-        page.keyboard.press("Space")
-    # Enter in the last checkbox submits with the default button, which must be "I agree".
-    page.keyboard.press("Enter")
-    expect(page.locator("#instructions-done")).to_be_visible()
-    _tab_to(page, "#instructions-done")
-    page.keyboard.press("Enter")
-    expect(page.locator("#comprehension-form")).to_be_visible()
-    _tab_to(page, 'input[name="q0"]')
-    _pick_radio_by_keys(page, answer)
-    _tab_to(page, "#comprehension-submit")
-    page.keyboard.press("Enter")
+        start_by_mouse(page, study)
+    else:
+        # Enter in the last checkbox submits with the default button, which must be "I agree".
+        start_by_keyboard(page, study, enter_in_last_box=True)
 
 
 def _debrief_and_finish(page: Page, how: str) -> None:
@@ -117,21 +55,18 @@ def _debrief_and_finish(page: Page, how: str) -> None:
     if how == MOUSE:
         page.get_by_role("button", name="Finish").click()
     else:
-        _tab_to(page, "textarea")
-        page.keyboard.type("Clear task.")
-        _tab_to(page, "#debrief-submit")
-        page.keyboard.press("Enter")
+        debrief_by_keyboard(page, "Clear task.")
     expect(page.locator("#completion-code")).to_have_text(CODE)
 
 
 def _expect_trial(page: Page, answered: int, total: int) -> int:
-    expect(page.locator(".progress-text")).to_have_text(f"{answered} / {total}")
+    expect_progress(page, answered, total)
     # Answer only once every image is painted: the response clock starts then.
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('img[data-stimulus]'))"
         ".every((img) => img.complete && img.naturalWidth > 0)"
     )
-    return int(page.locator("#trial-form").get_attribute("data-trial-id") or "0")
+    return current_trial_id(page)
 
 
 def _src(page: Page, selector: str) -> str:
@@ -173,7 +108,7 @@ def _choose_side(page: Page, side: str, i: int, how: str) -> None:
     if i % 2 == 0:
         page.keyboard.press("Enter")
     else:
-        _tab_to(page, "#submit-trial")
+        tab_to(page, "#submit-trial")
         page.keyboard.press("Space")
 
 
@@ -186,7 +121,7 @@ def test_iri_2afc_journey_stores_the_shown_placement_and_the_choice(
     total = 4 + 2 + 2
 
     # when
-    page.goto(_entry_url(live_server, study, f"PID-E-{how}"))
+    page.goto(entry_url(live_server, study, f"PID-E-{how}"))
     _through_to_trials(page, study, how)
     shown: dict[int, dict[str, str]] = {}
     for i in range(total):
@@ -270,11 +205,11 @@ def _assign_rows(page: Page, plan: list[int], i: int, how: str) -> None:
             expect(page.locator("#trial-error")).to_have_text("Please choose a column for row 1.")
             assert Response.objects.exists() is False
         # Tab enters the row's radio group; the row is chosen with letters, arrows or Space.
-        _tab_to(page, f'input[name="row-{p}"]')
+        tab_to(page, f'input[name="row-{p}"]')
         if p % 3 == 0:
             page.keyboard.press("abc"[col])
         elif p % 3 == 1:
-            _pick_radio_by_keys(page, col)
+            pick_radio_by_keys(page, col)
         else:
             page.keyboard.press("ArrowRight")  # chooses B, then moves to the planned column
             for _ in range(abs(col - 1)):
@@ -286,7 +221,7 @@ def _assign_rows(page: Page, plan: list[int], i: int, how: str) -> None:
     elif i % 2 == 0:
         page.keyboard.press("Enter")
     else:
-        _tab_to(page, "#submit-trial")
+        tab_to(page, "#submit-trial")
         page.keyboard.press("Enter")
 
 
@@ -299,7 +234,7 @@ def test_iri_cluster_journey_stores_the_shown_orders_and_each_rows_column(
     total = 2 + 2
 
     # when
-    page.goto(_entry_url(live_server, study, f"PID-F-{how}"))
+    page.goto(entry_url(live_server, study, f"PID-F-{how}"))
     _through_to_trials(page, study, how)
     shown: dict[int, dict[str, Any]] = {}
     for i in range(total):

@@ -4,38 +4,32 @@ Every test asserts what ended up in the database, not only what the page shows: 
 nothing that matters, so the stored rows are the outcome.
 """
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from analysis.models import SoftLabel
-from elicitation import services
 from elicitation.models import ComprehensionAttempt, Participant, Response, Study, Trial
-from tests.conftest import advance_to_trials
+from tests.browser import (
+    consent_by_mouse,
+    current_trial_id,
+    entry_url,
+    expect_progress,
+    session_url,
+    wait_for_stimulus,
+)
+from tests.conftest import advance_to_trials, start_in_trials
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("HMIX_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc=CODE123"
 TWO_INSTRUCTION_PAGES = [
     {"title": "The task", "html": "<p>Imagine 100 crowdworkers labelling each image.</p>"},
     {"title": "Your answer", "html": "<p>Give the two most probable categories.</p>"},
 ]
-
-expect.set_options(timeout=10_000)
 
 
 @dataclass(frozen=True)
@@ -45,65 +39,6 @@ class Answer:
     second: str | None
     p2: int | None
     impossible: tuple[str, ...]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[[], Page]]:
-    """Pages in fresh contexts (no shared cookies or storage), closed after the test."""
-    contexts = []
-
-    def make() -> Page:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
-def page(new_page: Callable[[], Page]) -> Page:
-    return new_page()
-
-
-def _entry_url(live_server: Any, study: Study, pid: str) -> str:
-    return (
-        f"{live_server.url}/s/{study.slug}/"
-        f"?PROLIFIC_PID={pid}&STUDY_ID=STUDY-1&SESSION_ID=SESSION-{pid}"
-    )
-
-
-def _session_url(live_server: Any, participant: Participant) -> str:
-    return f"{live_server.url}/p/{participant.token}/"
-
-
-def _participant_in_trials(study: Study, pid: str) -> Participant:
-    participant, _ = services.participant_start(
-        study=study, platform=Participant.Platform.PROLIFIC, external_id=pid
-    )
-    return advance_to_trials(participant)
-
-
-def _trial_id(page: Page) -> int:
-    return int(page.locator("#trial-form").get_attribute("data-trial-id") or "0")
-
-
-def _wait_for_stimulus(page: Page) -> None:
-    # The response clock starts at the first paint of the image, so answer only once it is shown.
-    page.wait_for_function(
-        "() => { const img = document.getElementById('stimulus');"
-        " return img.complete && img.naturalWidth > 0; }"
-    )
 
 
 def _shown_classes(page: Page) -> list[str]:
@@ -119,10 +54,6 @@ def _fill_answer(page: Page, answer: Answer) -> None:
         page.locator("#p2").fill(str(answer.p2))
     for name in answer.impossible:
         page.locator("#impossible-group").get_by_text(name, exact=True).click()
-
-
-def _expect_progress(page: Page, answered: int, total: int) -> None:
-    expect(page.locator(".progress-text")).to_have_text(f"{answered} / {total}")
 
 
 def _plan(shown: list[str], i: int) -> Answer:
@@ -149,11 +80,8 @@ def test_full_journey_stores_every_answer_once_and_redirects_to_prolific(
     )
 
     # when: consent
-    page.goto(_entry_url(live_server, study, "PID-JOURNEY"))
-    page.get_by_label("I am 18 years of age or older.").check()
-    page.get_by_label("I have read and understood the information above.").check()
-    page.get_by_label("I want to take part in this study.").check()
-    page.get_by_role("button", name="I agree, continue").click()
+    page.goto(entry_url(live_server, study, "PID-JOURNEY"))
+    consent_by_mouse(page)
     # when: instructions, paging back and forth
     expect(page.get_by_role("heading", name="The task")).to_be_visible()
     expect(page.get_by_role("button", name="Previous")).to_be_disabled()
@@ -193,15 +121,15 @@ def test_full_journey_stores_every_answer_once_and_redirects_to_prolific(
     shown = _shown_classes(page)
     entered: dict[int, Answer] = {}
     for i in range(total):
-        _expect_progress(page, i, total)
-        _wait_for_stimulus(page)
+        expect_progress(page, i, total)
+        wait_for_stimulus(page)
         if i == total // 2:
             # A refresh mid-study shows the same trial again, with progress unchanged.
-            before = _trial_id(page)
+            before = current_trial_id(page)
             page.reload()
-            _wait_for_stimulus(page)
-            assert _trial_id(page) == before
-            _expect_progress(page, i, total)
+            wait_for_stimulus(page)
+            assert current_trial_id(page) == before
+            expect_progress(page, i, total)
         assert _shown_classes(page) == shown
         answer = _plan(shown, i)
         _fill_answer(page, answer)
@@ -210,9 +138,9 @@ def test_full_journey_stores_every_answer_once_and_redirects_to_prolific(
             expect(
                 page.locator(f'#impossible-group input[value="{answer.second}"]')
             ).to_be_disabled()
-        entered[_trial_id(page)] = answer
+        entered[current_trial_id(page)] = answer
         page.get_by_role("button", name="Next").click()
-        _expect_progress(page, i + 1, total)
+        expect_progress(page, i + 1, total)
     # when: debrief, then completion
     page.get_by_label("Comments?").fill("Clear task.")
     page.clock.install()  # the completion page redirects after a timer: skip the wait
@@ -263,10 +191,10 @@ def test_double_submit_stores_one_response_and_moves_on(
 ) -> None:
     # given
     study = make_image_study(n_pairs=2, batch_size=4)
-    participant = _participant_in_trials(study, "PID-DOUBLE")
+    participant = start_in_trials(study, "PID-DOUBLE")
     trials = list(Trial.objects.filter(participant=participant).order_by("position"))
-    page.goto(_session_url(live_server, participant))
-    _wait_for_stimulus(page)
+    page.goto(session_url(live_server, participant))
+    wait_for_stimulus(page)
     shown = _shown_classes(page)
 
     # when: a double click on Next
@@ -274,13 +202,13 @@ def test_double_submit_stores_one_response_and_moves_on(
     page.locator("#submit-trial").dblclick()
 
     # then
-    _expect_progress(page, 1, len(trials))
+    expect_progress(page, 1, len(trials))
     expect(page.locator("#trial-form")).to_have_attribute("data-trial-id", str(trials[1].id))
     assert Response.objects.filter(trial=trials[0]).count() == 1
     assert Response.objects.count() == 1
 
     # when: two submits dispatched back to back by script
-    _wait_for_stimulus(page)
+    wait_for_stimulus(page)
     _fill_answer(page, _plan(shown, 1))
     page.evaluate(
         "() => { const form = document.getElementById('trial-form');"
@@ -288,7 +216,7 @@ def test_double_submit_stores_one_response_and_moves_on(
     )
 
     # then
-    _expect_progress(page, 2, len(trials))
+    expect_progress(page, 2, len(trials))
     expect(page.locator("#trial-form")).to_have_attribute("data-trial-id", str(trials[2].id))
     assert Response.objects.filter(trial=trials[1]).count() == 1
     assert Response.objects.count() == 2
@@ -299,10 +227,10 @@ def test_invalid_answers_are_refused_and_nothing_is_stored(
 ) -> None:
     # given
     study = make_image_study(n_pairs=2, batch_size=4)
-    participant = _participant_in_trials(study, "PID-INVALID")
-    page.goto(_session_url(live_server, participant))
-    _wait_for_stimulus(page)
-    trial_id = _trial_id(page)
+    participant = start_in_trials(study, "PID-INVALID")
+    page.goto(session_url(live_server, participant))
+    wait_for_stimulus(page)
+    trial_id = current_trial_id(page)
     shown = _shown_classes(page)
     top, other = shown[0], shown[1]
     error = page.locator("#trial-error")
@@ -359,7 +287,7 @@ def test_declining_consent_ends_the_session_without_trials(
 ) -> None:
     # given
     study = make_image_study(n_pairs=2, batch_size=4)
-    page.goto(_entry_url(live_server, study, "PID-DECLINE"))
+    page.goto(entry_url(live_server, study, "PID-DECLINE"))
 
     # when
     page.get_by_role("button", name="I do not wish to take part").click()
@@ -375,7 +303,7 @@ def test_declining_consent_ends_the_session_without_trials(
     assert Response.objects.exists() is False
 
     # when: the same worker follows the link again
-    page.goto(_entry_url(live_server, study, "PID-DECLINE"))
+    page.goto(entry_url(live_server, study, "PID-DECLINE"))
     # then
     expect(page.locator("#ended")).to_have_attribute("data-stage", "declined")
     assert Participant.objects.count() == 1
@@ -390,24 +318,24 @@ def test_returning_prolific_worker_resumes_the_same_session_at_the_same_trial(
 ) -> None:
     # given: a worker who answered one trial in one browser
     study = make_image_study(n_pairs=2, batch_size=4)
-    page.goto(_entry_url(live_server, study, "PID-BACK"))
+    page.goto(entry_url(live_server, study, "PID-BACK"))
     participant = advance_to_trials(Participant.objects.get(study=study))
     page.reload()
-    _wait_for_stimulus(page)
+    wait_for_stimulus(page)
     total = Trial.objects.filter(participant=participant).count()
     _fill_answer(page, _plan(_shown_classes(page), 0))
     page.get_by_role("button", name="Next").click()
-    _expect_progress(page, 1, total)
-    trial_id = _trial_id(page)
+    expect_progress(page, 1, total)
+    trial_id = current_trial_id(page)
 
     # when: the same PROLIFIC_PID arrives in a fresh browser context (no cookies, no storage)
     other = new_page()
-    other.goto(_entry_url(live_server, study, "PID-BACK"))
+    other.goto(entry_url(live_server, study, "PID-BACK"))
 
     # then
-    expect(other).to_have_url(_session_url(live_server, participant))
-    _expect_progress(other, 1, total)
-    assert _trial_id(other) == trial_id
+    expect(other).to_have_url(session_url(live_server, participant))
+    expect_progress(other, 1, total)
+    assert current_trial_id(other) == trial_id
     assert Participant.objects.count() == 1
     participant.refresh_from_db()
     assert participant.stage == Participant.Stage.TRIALS

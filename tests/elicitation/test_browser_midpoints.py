@@ -4,76 +4,51 @@ Each interface is walked end to end twice: once with the mouse only and once wit
 only (consent, instructions, check, trials and debrief), and the test asserts what was stored.
 """
 
-import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.urls import reverse
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from elicitation import imaging, services, stimulus_services
 from elicitation.defaults import study_texts
 from elicitation.models import ImageSet, Participant, Response, StimulusImage, Study, Trial
-from tests.conftest import advance_to_trials
+from tests.browser import (
+    COUNT_INPUT_SCRIPT,
+    current_trial_id,
+    debrief_by_keyboard,
+    entry_url,
+    expect_progress,
+    input_count,
+    session_url,
+    start_by_keyboard,
+    start_by_mouse,
+    tab_to,
+)
+from tests.conftest import start_in_trials
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("HMIX_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 COMPLETION_URL = "https://app.prolific.com/submissions/complete?cc=CODE123"
 LAST_STEP = 10
-# Counts real pointer and key presses per tab (sessionStorage survives the page navigations), so
-# a journey can prove it used only one of the two.
-COUNT_INPUT_SCRIPT = """
-for (const type of ["pointerdown", "keydown"]) {
-  addEventListener(type, () => {
-    const key = "hmix-test-" + type;
-    sessionStorage.setItem(key, String(Number(sessionStorage.getItem(key) || 0) + 1));
-  }, true);
-}
-"""
-
-expect.set_options(timeout=10_000)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """Pages in fresh contexts (no shared cookies or storage), closed after the test."""
-    contexts = []
+def new_page(new_page: Callable[..., Page]) -> Callable[..., Page]:
+    """new_page(width=1280, height=900): the shared pages, counting the pointer and key presses,
+    with Prolific's completion page answered locally."""
 
     def make(width: int = 1280, height: int = 900) -> Page:
-        context = browser.new_context(viewport={"width": width, "height": height})
-        context.set_default_timeout(10_000)
-        context.add_init_script(COUNT_INPUT_SCRIPT)
-        contexts.append(context)
-        page = context.new_page()
+        page = new_page(width, height, init_script=COUNT_INPUT_SCRIPT)
         page.route(
             "https://app.prolific.com/**",
             lambda route: route.fulfill(status=200, content_type="text/html", body="<p>done</p>"),
         )
         return page
 
-    yield make
-    for context in contexts:
-        context.close()
+    return make
 
 
 @pytest.fixture
@@ -113,16 +88,8 @@ def make_series_study(researcher: Any) -> Callable[..., Study]:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _entry_url(live_server: Any, study: Study, pid: str) -> str:
-    return (
-        f"{live_server.url}/s/{study.slug}/"
-        f"?PROLIFIC_PID={pid}&STUDY_ID=STUDY-1&SESSION_ID=SESSION-{pid}"
-    )
-
-
 def _trial(page: Page) -> Trial:
-    trial_id = int(page.locator("#trial-form").get_attribute("data-trial-id") or "0")
-    return Trial.objects.select_related("stimulus").get(id=trial_id)
+    return Trial.objects.select_related("stimulus").get(id=current_trial_id(page))
 
 
 def _step_urls(trial: Trial) -> list[str]:
@@ -131,59 +98,12 @@ def _step_urls(trial: Trial) -> list[str]:
     return [reverse("elicitation:frame-image", kwargs={"public_id": f.public_id}) for f in frames]
 
 
-def _input_counts(page: Page) -> dict[str, int]:
-    return page.evaluate(
-        "() => ({pointer: Number(sessionStorage.getItem('hmix-test-pointerdown') || 0),"
-        " key: Number(sessionStorage.getItem('hmix-test-keydown') || 0)})"
-    )
-
-
-def _expect_progress(page: Page, answered: int, total: int) -> None:
-    expect(page.locator(".progress-text")).to_have_text(f"{answered} / {total}")
-
-
-def _right_comprehension_option(study: Study) -> str:
-    question = study.comprehension[0]
-    return question["options"][question["answer"]]
-
-
-def _tab_to(page: Page, selector: str, *, limit: int = 40) -> None:
-    """Press Tab until the focused element matches `selector`, as a keyboard user would."""
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
-            return
-    raise AssertionError(f"Tab never reached {selector}")
-
-
-def _start_by_mouse(page: Page, study: Study) -> None:
-    page.get_by_label("I am 18 years of age or older.").check()
-    page.get_by_label("I have read and understood the information above.").check()
-    page.get_by_label("I want to take part in this study.").check()
-    page.get_by_role("button", name="I agree, continue").click()
-    page.get_by_role("button", name="Continue to a short check").click()
-    page.get_by_label(_right_comprehension_option(study)).check()
-    page.get_by_role("button", name="Submit answers").click()
-    expect(page.locator("#trial-form")).to_be_visible()
-
-
-def _start_by_keyboard(page: Page, study: Study) -> None:
-    for name in ("adult", "understood", "agree"):
-        _tab_to(page, f'input[name="{name}"]')
-        page.keyboard.press("Space")
-    _tab_to(page, "#consent-submit")
-    page.keyboard.press("Enter")
-    expect(page.locator("#instructions-done")).to_be_visible()
-    _tab_to(page, "#instructions-done")
-    page.keyboard.press("Enter")
-    expect(page.locator("#comprehension-form")).to_be_visible()
-    # Tab enters a radio group at its first option; the arrow keys then choose within it.
-    _tab_to(page, 'input[name="q0"]')
-    for _ in range(study.comprehension[0]["answer"]):
-        page.keyboard.press("ArrowDown")
-    expect(page.get_by_label(_right_comprehension_option(study))).to_be_checked()
-    _tab_to(page, "#comprehension-submit")
-    page.keyboard.press("Enter")
+def _start(page: Page, study: Study, *, keyboard: bool) -> None:
+    """Consent, instructions and the check, by keyboard only or by mouse only."""
+    if keyboard:
+        start_by_keyboard(page, study, expect_answer=True)
+    else:
+        start_by_mouse(page, study)
     expect(page.locator("#trial-form")).to_be_visible()
 
 
@@ -192,14 +112,11 @@ def _finish(page: Page, *, keyboard: bool) -> dict[str, int]:
     expect(page.locator("#debrief-form")).to_be_visible()
     page.clock.install()  # the completion page redirects after a timer: skip the wait
     if keyboard:
-        _tab_to(page, "textarea")
-        page.keyboard.type("Clear.")
-        _tab_to(page, "#debrief-submit")
-        page.keyboard.press("Enter")
+        debrief_by_keyboard(page, "Clear.")
     else:
         page.get_by_role("button", name="Finish").click()
     expect(page.locator("#completion-code")).to_have_text("CODE123")
-    counts = _input_counts(page)
+    counts = {"pointer": input_count(page, "pointerdown"), "key": input_count(page, "keydown")}
     page.wait_for_load_state()
     page.clock.run_for(5000)
     page.wait_for_url(COMPLETION_URL)
@@ -260,18 +177,15 @@ def test_construct_midpoint_journey_stores_each_walk(
     # given
     study = make_series_study(trial_type=Study.TrialType.CONSTRUCT_MIDPOINT)
     page = new_page()
-    page.goto(_entry_url(live_server, study, "PID-C"))
+    page.goto(entry_url(live_server, study, "PID-C"))
 
     # when
-    if keyboard:
-        _start_by_keyboard(page, study)
-    else:
-        _start_by_mouse(page, study)
+    _start(page, study, keyboard=keyboard)
     participant = Participant.objects.get(study=study)
     total = Trial.objects.filter(participant=participant).count()
     walked: dict[int, list[int]] = {}
     for i in range(total):
-        _expect_progress(page, i, total)
+        expect_progress(page, i, total)
         trial = _trial(page)
         if i == 0:
             # About 450 px tall (14 screen pixels per image pixel), upscaled without blurring.
@@ -283,7 +197,7 @@ def test_construct_midpoint_journey_stores_each_walk(
             )
             assert rendering == "pixelated"
         walked[trial.id] = _construct_walk(page, trial, keyboard=keyboard)
-        _expect_progress(page, i + 1, total)
+        expect_progress(page, i + 1, total)
     counts = _finish(page, keyboard=keyboard)
 
     # then
@@ -326,23 +240,20 @@ def test_construct_midpoint_counterbalances_the_start_step_within_a_batch(
     study = make_series_study(trial_type=Study.TrialType.CONSTRUCT_MIDPOINT, batch_size=2)
     participants = []
     for pid in ("PID-FIRST", "PID-SECOND"):
-        participant, _ = services.participant_start(
-            study=study, platform=Participant.Platform.PROLIFIC, external_id=pid
-        )
-        participants.append(advance_to_trials(participant))
+        participants.append(start_in_trials(study, pid))
 
     # when: each submits their first trial as shown
     shown_src: list[str | None] = []
     first_trials: list[Trial] = []
     for participant in participants:
         page = new_page()
-        page.goto(f"{live_server.url}/p/{participant.token}/")
+        page.goto(session_url(live_server, participant))
         trial = _trial(page)
         expect(page.get_by_role("button", name="Continue")).to_be_enabled()
         shown_src.append(page.locator("#stimulus").get_attribute("src"))
         first_trials.append(trial)
         page.get_by_role("button", name="Continue").click()
-        _expect_progress(page, 1, 3)
+        expect_progress(page, 1, 3)
 
     # then
     assert participants[0].batch_id == participants[1].batch_id
@@ -377,7 +288,7 @@ def _choose(page: Page, position: int, *, keyboard: bool) -> None:
     # Choices count once every image is on screen and the response clock runs.
     expect(page.locator("#trial-form")).to_have_attribute("data-ready", "true")
     if keyboard:
-        _tab_to(page, '#options [role="radio"]')
+        tab_to(page, '#options [role="radio"]')
         page.keyboard.press("End")
         page.keyboard.press("Home")
         for _ in range(position):
@@ -385,7 +296,7 @@ def _choose(page: Page, position: int, *, keyboard: bool) -> None:
         expect(options.nth(position)).to_be_focused()
         page.keyboard.press("Space" if position % 2 else "Enter")
         expect(options.nth(position)).to_have_attribute("aria-checked", "true")
-        _tab_to(page, "#submit-trial")
+        tab_to(page, "#submit-trial")
         page.keyboard.press("Enter")
     else:
         # A change of mind: only the last click counts, and only it is outlined.
@@ -406,19 +317,16 @@ def test_select_midpoint_journey_stores_the_chosen_step_and_the_order_shown(
     # given
     study = make_series_study(trial_type=Study.TrialType.SELECT_MIDPOINT, repeats=2)
     page = new_page(1680, 1050)
-    page.goto(_entry_url(live_server, study, "PID-D"))
+    page.goto(entry_url(live_server, study, "PID-D"))
 
     # when
-    if keyboard:
-        _start_by_keyboard(page, study)
-    else:
-        _start_by_mouse(page, study)
+    _start(page, study, keyboard=keyboard)
     participant = Participant.objects.get(study=study)
     total = Trial.objects.filter(participant=participant).count()
     chosen: dict[int, int] = {}
     orders: dict[int, list[int]] = {}
     for i in range(total):
-        _expect_progress(page, i, total)
+        expect_progress(page, i, total)
         trial = _trial(page)
         expect(page.locator("#options img")).to_have_count(11)
         if i == 0:
@@ -430,7 +338,7 @@ def test_select_midpoint_journey_stores_the_chosen_step_and_the_order_shown(
         orders[trial.id] = _shown_order(page, trial)
         chosen[trial.id] = (3 + 4 * i) % 11
         _choose(page, chosen[trial.id], keyboard=keyboard)
-        _expect_progress(page, i + 1, total)
+        expect_progress(page, i + 1, total)
     counts = _finish(page, keyboard=keyboard)
 
     # then

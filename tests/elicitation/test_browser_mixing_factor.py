@@ -5,48 +5,37 @@ only, and every stored response is checked against what was set on the page. Sli
 default: an answer without both sliders set is refused by the page and by the server.
 """
 
-import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.urls import reverse
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 from rest_framework.test import APIClient
 
 from elicitation import imaging, services, stimulus_services
 from elicitation.defaults import study_texts
 from elicitation.models import ImageSet, Participant, Response, Study, Trial
-from tests.conftest import advance_to_trials
+from tests.browser import (
+    COUNT_INPUT_SCRIPT,
+    consent_by_keyboard,
+    current_trial_id,
+    debrief_by_keyboard,
+    entry_url,
+    expect_progress,
+    input_count,
+    session_url,
+    tab_to,
+    wait_for_stimulus,
+)
+from tests.conftest import start_in_trials
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("HMIX_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 COMPLETION_CODE = "MIXCODE"
 NOT_SET = "Set both sliders before submitting."
-# Counts every pointer press and key press in the tab (sessionStorage survives navigation), so a
-# journey can prove it used only one kind of input.
-INPUT_SPY = """
-for (const type of ["pointerdown", "keydown"]) {
-  window.addEventListener(type, () => {
-    const key = "hmix-spy-" + type;
-    sessionStorage.setItem(key, String(Number(sessionStorage.getItem(key) || 0) + 1));
-  }, true);
-}
-"""
-
-expect.set_options(timeout=10_000)
 
 
 @dataclass(frozen=True)
@@ -60,22 +49,10 @@ class Entered:
 # --- fixtures ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A page in a fresh context (no cookies or storage), with the input spy installed."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    context.add_init_script(INPUT_SPY)
-    yield context.new_page()
-    context.close()
+def page(new_page: Callable[..., Page]) -> Page:
+    """A 1280 x 900 page in a fresh context, counting the pointer and key presses."""
+    return new_page(init_script=COUNT_INPUT_SCRIPT)
 
 
 @pytest.fixture
@@ -107,20 +84,10 @@ def mixing_study(researcher: Any) -> Study:
 
 @pytest.fixture
 def participant_in_trials(mixing_study: Study) -> Participant:
-    participant, _ = services.participant_start(
-        study=mixing_study, platform=Participant.Platform.PROLIFIC, external_id="PID-UNSET"
-    )
-    return advance_to_trials(participant)
+    return start_in_trials(mixing_study, "PID-UNSET")
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _entry_url(live_server: Any, study: Study, pid: str) -> str:
-    return (
-        f"{live_server.url}/s/{study.slug}/"
-        f"?PROLIFIC_PID={pid}&STUDY_ID=STUDY-B&SESSION_ID=SESSION-{pid}"
-    )
 
 
 def _article(name: str) -> str:
@@ -133,26 +100,6 @@ def _mixing(page: Page) -> Locator:
 
 def _confidence(page: Page) -> Locator:
     return page.get_by_role("slider", name="2. How confident are you?")
-
-
-def _trial_id(page: Page) -> int:
-    return int(page.locator("#trial-form").get_attribute("data-trial-id") or "0")
-
-
-def _expect_progress(page: Page, answered: int, total: int) -> None:
-    expect(page.locator(".progress-text")).to_have_text(f"{answered} / {total}")
-
-
-def _spy_count(page: Page, event: str) -> int:
-    return int(page.evaluate(f"() => sessionStorage.getItem('hmix-spy-{event}') || '0'"))
-
-
-def _wait_for_stimulus(page: Page) -> None:
-    # The response clock starts at the first paint of the image, so answer only once it is shown.
-    page.wait_for_function(
-        "() => { const img = document.getElementById('stimulus');"
-        " return img.complete && img.naturalWidth > 0; }"
-    )
 
 
 def _read_trial(page: Page) -> tuple[str, str]:
@@ -200,15 +147,6 @@ def _track_x(page: Page, slider: Locator, fraction: float) -> tuple[float, float
 
 def _value_now(slider: Locator) -> int:
     return int(slider.get_attribute("aria-valuenow") or "-1")
-
-
-def _tab_to(page: Page, selector: str, max_presses: int = 40) -> None:
-    """Press Tab until the focused element matches `selector`, as a keyboard user would."""
-    for _ in range(max_presses):
-        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"Tab never reached {selector}")
 
 
 def _press_all(page: Page, keys: list[str]) -> None:
@@ -265,7 +203,7 @@ def test_mouse_only_journey_stores_what_was_clicked(
     live_server: Any, mixing_study: Study, page: Page
 ) -> None:
     # given
-    page.goto(_entry_url(live_server, mixing_study, "PID-MOUSE"))
+    page.goto(entry_url(live_server, mixing_study, "PID-MOUSE", study_id="STUDY-B"))
 
     # when: consent, instructions and the check, by clicking
     page.get_by_label("I am 18 years of age or older.").click()
@@ -286,8 +224,8 @@ def test_mouse_only_journey_stores_what_was_clicked(
     # when: every trial, clicking on the tracks
     entered: dict[int, Entered] = {}
     for i, (mix_at, conf_at, mixing, confidence) in enumerate(MOUSE_PLAN):
-        _expect_progress(page, i, total)
-        _wait_for_stimulus(page)
+        expect_progress(page, i, total)
+        wait_for_stimulus(page)
         class1, class2 = _read_trial(page)
         if isinstance(mix_at, tuple):
             _, start, end = mix_at
@@ -307,16 +245,16 @@ def test_mouse_only_journey_stores_what_was_clicked(
         assert abs(shown_mixing - mixing) <= 2
         assert abs(shown_confidence - confidence) <= 2
         _expect_set(page, class1, class2, shown_mixing, shown_confidence)
-        entered[_trial_id(page)] = Entered(shown_mixing, shown_confidence, class1, class2)
+        entered[current_trial_id(page)] = Entered(shown_mixing, shown_confidence, class1, class2)
         page.get_by_role("button", name="Next").click()
-        _expect_progress(page, i + 1, total)
+        expect_progress(page, i + 1, total)
     # when: debrief (optional text left empty), then completion
     page.get_by_role("button", name="Finish").click()
 
     # then
     expect(page.locator("#completion-code")).to_have_text(COMPLETION_CODE)
-    assert _spy_count(page, "keydown") == 0
-    assert _spy_count(page, "pointerdown") > 0
+    assert input_count(page, "keydown") == 0
+    assert input_count(page, "pointerdown") > 0
     assert total == len(MOUSE_PLAN)
     _assert_stored(participant, entered)
     # The clamped ends are exact, whatever the rounding elsewhere.
@@ -340,31 +278,27 @@ def test_keyboard_only_journey_stores_what_was_keyed(
     live_server: Any, mixing_study: Study, page: Page
 ) -> None:
     # given
-    page.goto(_entry_url(live_server, mixing_study, "PID-KEYS"))
+    page.goto(entry_url(live_server, mixing_study, "PID-KEYS", study_id="STUDY-B"))
 
     # when: consent, by Tab and Space, then Enter
     expect(page.locator("#consent-form")).to_be_visible()
-    for name in ("adult", "understood", "agree"):
-        _tab_to(page, f'input[name="{name}"]')
-        page.keyboard.press("Space")
-    _tab_to(page, "#consent-submit")
-    page.keyboard.press("Enter")
+    consent_by_keyboard(page)
     # when: two instruction pages
     expect(page.get_by_role("heading", name="Blended images")).to_be_visible()
-    _tab_to(page, "#next-page")
+    tab_to(page, "#next-page")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Your answer")).to_be_visible()
-    _tab_to(page, "#instructions-done")
+    tab_to(page, "#instructions-done")
     page.keyboard.press("Space")
     # when: the check; arrow keys move within a radio group
     expect(page.locator("#comprehension-form")).to_be_visible()
-    _tab_to(page, 'input[name="q0"]')
+    tab_to(page, 'input[name="q0"]')
     page.keyboard.press("ArrowDown")
-    _tab_to(page, 'input[name="q1"]')
+    tab_to(page, 'input[name="q1"]')
     page.keyboard.press("Space")
     expect(page.get_by_label("How much of each category is in the blend")).to_be_checked()
     expect(page.get_by_label("Fully left")).to_be_checked()
-    _tab_to(page, "#comprehension-submit")
+    tab_to(page, "#comprehension-submit")
     page.keyboard.press("Enter")
     expect(page.locator("#trial-form")).to_be_visible()
     participant = Participant.objects.get(study=mixing_study)
@@ -373,10 +307,10 @@ def test_keyboard_only_journey_stores_what_was_keyed(
     # when: every trial, keys only
     entered: dict[int, Entered] = {}
     for i, (mix_keys, conf_keys, mixing, confidence) in enumerate(KEYBOARD_PLAN):
-        _expect_progress(page, i, total)
-        _wait_for_stimulus(page)
+        expect_progress(page, i, total)
+        wait_for_stimulus(page)
         class1, class2 = _read_trial(page)
-        _tab_to(page, "#mixing-slider")
+        tab_to(page, "#mixing-slider")
         # The focused slider shows it has focus.
         assert _mixing(page).evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
         _press_all(page, mix_keys)
@@ -385,22 +319,19 @@ def test_keyboard_only_journey_stores_what_was_keyed(
         expect(_confidence(page)).to_be_focused()
         _press_all(page, conf_keys)
         _expect_set(page, class1, class2, mixing, confidence)
-        entered[_trial_id(page)] = Entered(mixing, confidence, class1, class2)
+        entered[current_trial_id(page)] = Entered(mixing, confidence, class1, class2)
         page.keyboard.press("Tab")
         expect(page.locator("#submit-trial")).to_be_focused()
         page.keyboard.press("Enter" if i % 2 == 0 else "Space")
-        _expect_progress(page, i + 1, total)
+        expect_progress(page, i + 1, total)
     # when: debrief, then completion
     expect(page.locator("#debrief-form")).to_be_visible()
-    _tab_to(page, 'textarea[name="a0"]')
-    page.keyboard.type("Keyboard only.")
-    _tab_to(page, "#debrief-submit")
-    page.keyboard.press("Enter")
+    debrief_by_keyboard(page, "Keyboard only.", box='textarea[name="a0"]')
 
     # then
     expect(page.locator("#completion-code")).to_have_text(COMPLETION_CODE)
-    assert _spy_count(page, "pointerdown") == 0
-    assert _spy_count(page, "keydown") > 0
+    assert input_count(page, "pointerdown") == 0
+    assert input_count(page, "keydown") > 0
     assert total == len(KEYBOARD_PLAN)
     _assert_stored(participant, entered)
     assert participant.debrief == {
@@ -415,9 +346,9 @@ def test_page_refuses_to_submit_until_both_sliders_are_set(
     live_server: Any, participant_in_trials: Participant, page: Page
 ) -> None:
     # given
-    page.goto(f"{live_server.url}/p/{participant_in_trials.token}/")
-    _wait_for_stimulus(page)
-    trial_id = _trial_id(page)
+    page.goto(session_url(live_server, participant_in_trials))
+    wait_for_stimulus(page)
+    trial_id = current_trial_id(page)
     class1, class2 = _read_trial(page)
     error = page.locator("#trial-error")
 
@@ -450,7 +381,7 @@ def test_page_refuses_to_submit_until_both_sliders_are_set(
 
     # then
     expect(error).to_have_text(NOT_SET)
-    assert _trial_id(page) == trial_id
+    assert current_trial_id(page) == trial_id
     assert Response.objects.exists() is False
 
     # when: both sliders are set, the same trial is answered normally
@@ -460,7 +391,7 @@ def test_page_refuses_to_submit_until_both_sliders_are_set(
     page.get_by_role("button", name="Next").click()
 
     # then
-    _expect_progress(page, 1, 6)
+    expect_progress(page, 1, 6)
     response = Response.objects.get()
     assert response.trial_id == trial_id
     assert response.value["mixing_raw"] == 100

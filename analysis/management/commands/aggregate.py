@@ -1,9 +1,9 @@
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from analysis import services
+from analysis import quality_selectors, services
 from analysis.management.commands._method import add_method_arguments, study_and_method
 from elicitation.models import Study
 
@@ -16,18 +16,33 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_method_arguments(parser)
+        parser.add_argument(
+            "--exclude-flagged",
+            action="store_true",
+            help="Categorical: leave out the participants the CIFAR-10S exclusion rules flag "
+            "(see quality_report)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         study, method = study_and_method(options)
+        excluded: set[int] = set()
+        if options.get("exclude_flagged"):
+            if study.trial_type != Study.TrialType.CATEGORICAL:
+                raise CommandError("--exclude-flagged applies to categorical studies only.")
+            excluded = quality_selectors.study_excluded_participant_ids(study=study)
         if study.trial_type != Study.TrialType.CATEGORICAL:
             n = services.study_analysis_recompute(study=study)
             self.stdout.write(
                 json.dumps({"study": study.slug, "trial_type": study.trial_type, "results": n})
             )
             return
-        n = services.study_aggregate(study=study, method=method)
-        self.stdout.write(
-            json.dumps(
-                {"study": study.slug, "method": method.name, "params": method.params(), "labels": n}
-            )
-        )
+        n = services.study_aggregate(study=study, method=method, exclude_participant_ids=excluded)
+        summary = {
+            "study": study.slug,
+            "method": method.name,
+            "params": method.params(),
+            "labels": n,
+        }
+        if options.get("exclude_flagged"):
+            summary["excluded_participants"] = len(excluded)
+        self.stdout.write(json.dumps(summary))

@@ -1,5 +1,4 @@
 import math
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -7,28 +6,11 @@ import pytest
 
 from analysis import services
 from analysis.models import AnalysisResult
-from elicitation import services as elicitation_services
 from elicitation.models import Participant, Study, Trial
-from tests.conftest import advance_to_trials
+from tests.conftest import answer_all_trials
 from tests.iri_fixtures import iri_study_live
 
 pytestmark = pytest.mark.django_db
-
-
-def _answer_all(study: Study, pid: str, answer_for: Callable[[Trial], dict[str, Any]]) -> None:
-    p = advance_to_trials(
-        elicitation_services.participant_start(study=study, platform="prolific", external_id=pid)[0]
-    )
-    while p.stage == Participant.Stage.TRIALS:
-        trial = p.trials.filter(response__isnull=True).order_by("position").first()
-        elicitation_services.response_record(
-            participant=p,
-            trial_id=trial.id,
-            client_key=uuid.uuid4(),
-            rt_ms=10,
-            answer=answer_for(trial),
-        )
-        p.refresh_from_db()
 
 
 def _2afc(*, targets: set[int], pass_catch: bool) -> Callable[[Trial], dict[str, Any]]:
@@ -66,9 +48,9 @@ def test_2afc_alignment_with_and_without_flagged_participants(researcher: Any) -
         settings={"catch_rate": 0.5},
         repeats=0,
     )
-    _answer_all(study, "a", _2afc(targets={0, 1, 2, 3}, pass_catch=True))
-    _answer_all(study, "b", _2afc(targets=set(), pass_catch=True))
-    _answer_all(study, "c", _2afc(targets={0}, pass_catch=False))
+    answer_all_trials(study, "a", _2afc(targets={0, 1, 2, 3}, pass_catch=True))
+    answer_all_trials(study, "b", _2afc(targets=set(), pass_catch=True))
+    answer_all_trials(study, "c", _2afc(targets={0}, pass_catch=False))
     # when
     services.study_analysis_recompute(study=study)
     # then
@@ -125,8 +107,8 @@ def test_clustering_alignment_is_chance_corrected(researcher: Any) -> None:
 
         return answer
 
-    _answer_all(study, "a", assign(6))  # all six rows right: 100
-    _answer_all(study, "b", assign(2))  # two of six: 33.3
+    answer_all_trials(study, "a", assign(6))  # all six rows right: 100
+    answer_all_trials(study, "b", assign(2))  # two of six: 33.3
     # when
     services.study_analysis_recompute(study=study)
     # then: mean 66.67; chance-corrected (66.67 − 33.33) / (100 − 33.33) = 0.5

@@ -1,6 +1,4 @@
-import uuid
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
@@ -8,39 +6,20 @@ import pytest
 from analysis import services
 from analysis.aggregation import Method
 from analysis.models import SoftLabel
-from elicitation import services as elicitation_services
-from elicitation.models import Participant, Response, Stimulus, Study, Trial
-from tests.conftest import advance_to_trials, categorical_answer
+from elicitation.models import Response, Stimulus, Study, Trial
+from tests.conftest import answer_all_trials, categorical_answer
 
 pytestmark = pytest.mark.django_db
-
-
-def _answer_everything(study: Study, pid: str, answer: dict[str, Any]) -> Participant:
-    p, _ = elicitation_services.participant_start(study=study, platform="prolific", external_id=pid)
-    p = advance_to_trials(p)
-    while p.stage == Participant.Stage.TRIALS:
-        trial = p.trials.filter(response__isnull=True).order_by("position").first()
-        elicitation_services.response_record(
-            participant=p, trial_id=trial.id, client_key=uuid.uuid4(), rt_ms=10, answer=answer
-        )
-        p.refresh_from_db()
-    return p
 
 
 @pytest.fixture
 def answered_study(make_study: Callable[..., Study]) -> Study:
     # one batch of two stimuli, one repeat, two participants with different answers
     study = make_study(n_stimuli=2, batch_size=2, repeats=1, participants_per_batch=2)
-    _answer_everything(
-        study,
-        "a",
-        categorical_answer(top_class="Cat", p1=60, second_class="Dog", p2=20, impossible=[]),
-    )
-    _answer_everything(
-        study,
-        "b",
-        categorical_answer(top_class="Dog", p1=100, second_class=None, p2=None, impossible=[]),
-    )
+    a = categorical_answer(top_class="Cat", p1=60, second_class="Dog", p2=20, impossible=[])
+    b = categorical_answer(top_class="Dog", p1=100, second_class=None, p2=None, impossible=[])
+    answer_all_trials(study, "a", lambda _trial: a)
+    answer_all_trials(study, "b", lambda _trial: b)
     return study
 
 

@@ -1,6 +1,5 @@
 import io
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -9,27 +8,10 @@ from django.core.management import call_command
 
 from analysis import services
 from analysis.models import AnalysisResult
-from elicitation import services as elicitation_services
-from elicitation.models import Participant, Study, Trial
-from tests.conftest import advance_to_trials
+from elicitation.models import Study, Trial
+from tests.conftest import answer_all_trials
 
 pytestmark = pytest.mark.django_db
-
-
-def _answer_all(study: Study, pid: str, answer_for: Callable[[Trial], dict[str, Any]]) -> None:
-    p = advance_to_trials(
-        elicitation_services.participant_start(study=study, platform="prolific", external_id=pid)[0]
-    )
-    while p.stage == Participant.Stage.TRIALS:
-        trial = p.trials.filter(response__isnull=True).order_by("position").first()
-        elicitation_services.response_record(
-            participant=p,
-            trial_id=trial.id,
-            client_key=uuid.uuid4(),
-            rt_ms=10,
-            answer=answer_for(trial),
-        )
-        p.refresh_from_db()
 
 
 def _sliders(mixing: int, confidence: int) -> Callable[[Trial], dict[str, Any]]:
@@ -49,8 +31,8 @@ def test_mixing_factor_summaries_are_stored_per_stimulus_and_per_lambda(
     study = make_study(
         n_stimuli=1, batch_size=1, repeats=0, trial_type=Study.TrialType.MIXING_FACTOR
     )
-    _answer_all(study, "a", _sliders(25, 50))
-    _answer_all(study, "b", _sliders(75, 100))
+    answer_all_trials(study, "a", _sliders(25, 50))
+    answer_all_trials(study, "b", _sliders(75, 100))
     # when
     n = services.study_analysis_recompute(study=study)
     # then
@@ -84,7 +66,7 @@ def test_recompute_twice_gives_the_same_rows(make_study: Callable[..., Study]) -
     study = make_study(
         n_stimuli=2, batch_size=2, repeats=1, trial_type=Study.TrialType.MIXING_FACTOR
     )
-    _answer_all(study, "a", _sliders(40, 60))
+    answer_all_trials(study, "a", _sliders(40, 60))
     services.study_analysis_recompute(study=study)
     first = sorted(
         AnalysisResult.objects.values_list("kind", "key", "params_key", "n", "data"), key=repr
@@ -114,8 +96,8 @@ def test_select_midpoint_summary_histogram_and_consistency(
     def choose(pid: str) -> Callable[[Trial], dict[str, Any]]:
         return lambda trial: {"chosen_position": trial.display["order"].index(next(picks[pid]))}
 
-    _answer_all(study, "a", choose("a"))
-    _answer_all(study, "b", choose("b"))
+    answer_all_trials(study, "a", choose("a"))
+    answer_all_trials(study, "b", choose("b"))
     # when
     call_command("aggregate", study=study.slug, stdout=io.StringIO())
     # then: with repeats, λ = {.5, .6, .4, .4}
@@ -151,8 +133,8 @@ def test_construct_midpoint_is_split_by_start_step(make_study: Callable[..., Stu
 
         return answer
 
-    _answer_all(study, "a", walk_to(5))
-    _answer_all(study, "b", walk_to(7))
+    answer_all_trials(study, "a", walk_to(5))
+    answer_all_trials(study, "b", walk_to(7))
     # when
     services.study_analysis_recompute(study=study)
     # then
@@ -178,7 +160,7 @@ def test_analysis_export_json_lists_every_stored_row(
     study = make_study(
         n_stimuli=1, batch_size=1, repeats=0, trial_type=Study.TrialType.MIXING_FACTOR
     )
-    _answer_all(study, "a", _sliders(10, 90))
+    answer_all_trials(study, "a", _sliders(10, 90))
     services.study_analysis_recompute(study=study)
     out = tmp_path / "mix.json"
     # when
@@ -207,7 +189,7 @@ def test_a_response_commit_enqueues_the_study_analysis(
     )
     # when (tasks run eagerly in tests)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        _answer_all(study, "a", _sliders(50, 50))
+        answer_all_trials(study, "a", _sliders(50, 50))
     # then
     assert len(callbacks) == 1
     assert AnalysisResult.objects.filter(study=study, kind="mixing-stimulus").count() == 2

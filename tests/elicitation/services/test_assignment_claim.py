@@ -1,5 +1,4 @@
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -11,25 +10,18 @@ from django.utils import timezone
 
 from elicitation import services
 from elicitation.models import Batch, Participant, Response, Study, Trial
-from tests.conftest import advance_to_trials, categorical_answer
+from tests.conftest import answer_remaining_trials, categorical_answer, start_in_trials
 
 pytestmark = pytest.mark.django_db
 
 Stage = Participant.Stage
 
 
-def _arrive(study: Study, pid: str) -> Participant:
-    participant, _ = services.participant_start(
-        study=study, platform=Participant.Platform.PROLIFIC, external_id=pid
-    )
-    return advance_to_trials(participant)
-
-
 def test_batches_fill_evenly_in_turn(make_study: Callable[..., Study]) -> None:
     # given three batches with room for two each
     study = make_study(n_stimuli=6, batch_size=2, participants_per_batch=2)
     # when six people arrive one after another
-    batches = [_arrive(study, f"p{i}").batch.number for i in range(6)]
+    batches = [start_in_trials(study, f"p{i}").batch.number for i in range(6)]
     # then each batch is used once before any is used twice
     assert batches[:3] == [1, 2, 3]
     assert sorted(batches[3:]) == [1, 2, 3]
@@ -38,9 +30,9 @@ def test_batches_fill_evenly_in_turn(make_study: Callable[..., Study]) -> None:
 def test_arrival_after_every_slot_is_taken_gets_no_batch(make_study: Callable[..., Study]) -> None:
     # given
     study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
-    _arrive(study, "first")
+    start_in_trials(study, "first")
     # when
-    late = _arrive(study, "late")
+    late = start_in_trials(study, "late")
     # then
     assert late.stage == Stage.FULL
     assert late.batch is None
@@ -52,11 +44,11 @@ def test_expired_lease_frees_the_slot_for_the_next_arrival(
 ) -> None:
     # given one slot, held by someone who walked away
     study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
-    gone = _arrive(study, "gone")
+    gone = start_in_trials(study, "gone")
     Participant.objects.filter(id=gone.id).update(lease_expires_at=timezone.now() - timedelta(1))
     # when the beat task runs, then a newcomer arrives
     reclaimed = services.participant_leases_reclaim()
-    newcomer = _arrive(study, "new")
+    newcomer = start_in_trials(study, "new")
     # then
     gone.refresh_from_db()
     assert reclaimed == 1
@@ -70,7 +62,7 @@ def test_returning_before_reclaim_keeps_the_batch_and_renews_the_lease(
 ) -> None:
     # given
     study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
-    p = _arrive(study, "back")
+    p = start_in_trials(study, "back")
     Participant.objects.filter(id=p.id).update(lease_expires_at=timezone.now() + timedelta(0, 5))
     # when they come back (the page or the API touches the session)
     services.participant_touch(participant=p)
@@ -85,7 +77,7 @@ def test_returning_before_reclaim_keeps_the_batch_and_renews_the_lease(
 def test_reclaim_twice_is_a_no_op(make_study: Callable[..., Study]) -> None:
     # given
     study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
-    p = _arrive(study, "x")
+    p = start_in_trials(study, "x")
     Participant.objects.filter(id=p.id).update(lease_expires_at=timezone.now() - timedelta(1))
     # when
     first = services.participant_leases_reclaim()
@@ -125,30 +117,16 @@ def test_crowd_arriving_at_once_never_overfills_a_batch(make_study: Callable[...
     study = make_study(n_stimuli=12, batch_size=3, participants_per_batch=4, repeats=1)
     n = 24
     # when all arrive at the same instant, then all who got a batch answer at the same time
-    participants = _run_concurrently(n, lambda i: _arrive(study, f"crowd-{i}").id)
+    participants = _run_concurrently(n, lambda i: start_in_trials(study, f"crowd-{i}").id)
 
-    def answer_all(i: int) -> int:
-        p = Participant.objects.get(id=participants[i])
-        count = 0
-        while p.stage == Stage.TRIALS:
-            trial = (
-                Trial.objects.filter(participant=p, response__isnull=True)
-                .order_by("position")
-                .first()
-            )
-            assert trial is not None
-            services.response_record(
-                participant=p,
-                trial_id=trial.id,
-                client_key=uuid.uuid4(),
-                rt_ms=100,
-                answer=categorical_answer(),
-            )
-            count += 1
-            p.refresh_from_db()
+    def answer_all(i: int) -> None:
+        p = answer_remaining_trials(
+            Participant.objects.get(id=participants[i]),
+            lambda _trial: categorical_answer(),
+            rt_ms=100,
+        )
         if p.stage == Stage.DEBRIEF:
             services.participant_debrief_submit(participant=p, answers={})
-        return count
 
     _run_concurrently(n, answer_all)
     # then no batch is over its target, the slots are all used, and the rest were told "full"

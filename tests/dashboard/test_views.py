@@ -1,0 +1,142 @@
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from elicitation.models import Study
+from tests.conftest import answer_all_trials, categorical_answer
+from tests.factories import StudyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_pages_need_a_login(make_study: Callable[..., Study]) -> None:
+    # given
+    study = make_study()
+    # when
+    res = Client().get(reverse("dashboard:study", kwargs={"slug": study.slug}))
+    # then
+    assert res.status_code == 302
+    assert res["Location"].startswith("/accounts/login/?next=")
+
+
+def test_study_list_shows_only_the_researchers_studies(make_study: Callable[..., Study]) -> None:
+    # given
+    mine = make_study(title="Mine")
+    other = StudyFactory(owner=UserFactory(username="other"), title="Theirs")
+    # when
+    html = _logged_in(mine.owner).get(reverse("dashboard:studies")).content.decode()
+    # then
+    assert mine.slug in html
+    assert other.slug not in html
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("dashboard:study", "get"),
+        ("dashboard:monitor", "get"),
+        ("dashboard:status", "post"),
+        ("dashboard:collaborators", "post"),
+    ],
+)
+def test_another_researcher_cannot_see_or_change_the_study(
+    make_study: Callable[..., Study], name: str, method: str
+) -> None:
+    # given
+    study = make_study()
+    stranger = _logged_in(UserFactory(username="stranger"))
+    # when
+    res = getattr(stranger, method)(
+        reverse(name, kwargs={"slug": study.slug}), {"status": "closed", "username": "stranger"}
+    )
+    # then
+    study.refresh_from_db()
+    assert res.status_code == 403
+    assert study.status == Study.Status.LIVE
+    assert study.researchers.exists() is False
+
+
+def test_monitor_counts_participants_batches_and_times(make_study: Callable[..., Study]) -> None:
+    # given one batch of two stimuli, two repeats; one participant done (4 answers at 800 ms)
+    study = make_study(n_stimuli=2, batch_size=2)
+    answer_all_trials(study, "done", lambda _t: categorical_answer(), rt_ms=800)
+    # when
+    monitor = (
+        _logged_in(study.owner)
+        .get(reverse("dashboard:monitor", kwargs={"slug": study.slug}))
+        .json()
+    )
+    # then
+    assert monitor["stages"] == {"debrief": 1}
+    assert monitor["responses"] == 4
+    assert monitor["median_rt_s"] == 0.8
+    assert monitor["stimuli_answered"] == monitor["stimuli_total"] == 2
+    assert monitor["batches"] == [
+        {"number": 1, "target": 3, "completed": 0, "in_progress": 1, "percent": 0}
+    ]
+
+
+def test_pause_and_relaunch(make_study: Callable[..., Study]) -> None:
+    # given
+    study = make_study()
+    client = _logged_in(study.owner)
+    url = reverse("dashboard:status", kwargs={"slug": study.slug})
+    # when
+    client.post(url, {"status": "paused"})
+    study.refresh_from_db()
+    paused = study.status
+    client.post(url, {"status": "live"})
+    study.refresh_from_db()
+    # then
+    assert (paused, study.status) == (Study.Status.PAUSED, Study.Status.LIVE)
+
+
+def test_owner_adds_a_collaborator_who_then_sees_the_study(
+    make_study: Callable[..., Study],
+) -> None:
+    # given
+    study = make_study()
+    colleague = UserFactory(username="colleague")
+    # when
+    _logged_in(study.owner).post(
+        reverse("dashboard:collaborators", kwargs={"slug": study.slug}), {"username": "colleague"}
+    )
+    unknown = _logged_in(study.owner).post(
+        reverse("dashboard:collaborators", kwargs={"slug": study.slug}),
+        {"username": "ghost"},
+        follow=True,
+    )
+    # then
+    assert list(study.researchers.all()) == [colleague]
+    assert (
+        _logged_in(colleague)
+        .get(reverse("dashboard:study", kwargs={"slug": study.slug}))
+        .status_code
+        == 200
+    )
+    assert "No account named &#x27;ghost&#x27;." in unknown.content.decode()
+
+
+def test_api_token_create_replace_and_revoke(researcher: Any) -> None:
+    # given
+    client = _logged_in(researcher)
+    url = reverse("dashboard:tokens")
+    # when
+    first = client.post(url, {"action": "create"}).context["new_key"]
+    second = client.post(url, {"action": "create"}).context["new_key"]
+    after_replace = list(Token.objects.filter(user=researcher).values_list("key", flat=True))
+    client.post(url, {"action": "revoke"})
+    # then
+    assert first != second
+    assert after_replace == [second]
+    assert Token.objects.filter(user=researcher).exists() is False
