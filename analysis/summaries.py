@@ -364,20 +364,21 @@ def midpoint_consistency(answers: Iterable[MidpointAnswer]) -> list[ConsistencyS
 
     An (interface, annotator, pair) counts when it has exactly one main and one repeat answer;
     one with either missing is skipped (its repeat was not shown, or the session ended early).
-    Two mains or two repeats for the same key cannot be paired without guessing and raise
-    ValueError. Interfaces without any counted pair are left out; no pairs at all gives [].
+    Two mains or two repeats for the same key (possible in imported legacy files) cannot be
+    paired without guessing, so that key is skipped too rather than failing the whole analysis.
+    Interfaces without any counted pair are left out; no pairs at all gives [].
     """
     mains: dict[tuple[str, str, str], int] = {}
     repeats: dict[tuple[str, str, str], int] = {}
+    ambiguous: set[tuple[str, str, str]] = set()
     for a in answers:
         key = (a.interface, a.annotator, a.pair)
         target = repeats if a.is_repeat else mains
         if key in target:
-            kind = "repeat" if a.is_repeat else "main"
-            raise ValueError(f"more than one {kind} answer for (interface, annotator, pair) {key}")
+            ambiguous.add(key)
         target[key] = a.chosen_step
     diffs: dict[str, list[int]] = {}
-    for key in sorted(mains.keys() & repeats.keys()):
+    for key in sorted((mains.keys() & repeats.keys()) - ambiguous):
         diff = abs(mains[key] - repeats[key])
         diffs.setdefault(key[0], []).append(diff)
         diffs.setdefault(ALL, []).append(diff)

@@ -31,7 +31,8 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from elicitation import legacy  # noqa: E402 (after the path set-up, as a script)
+from bench.results import section_span  # noqa: E402 (after the path set-up, as a script)
+from elicitation import legacy  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "hmix_bench_legacy"
@@ -185,11 +186,11 @@ def _append(out: Path, row: str, description: str) -> None:
             "| --replace s (in command) |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         )
         text = text.rstrip("\n") + f"\n\n{HEADING}\n\n{description}\n\n{table}"
-    start = text.index(HEADING)
-    nxt = text.find("\n## ", start + len(HEADING))
-    end = len(text) if nxt == -1 else nxt + 1
+    span = section_span(text, HEADING)
+    assert span is not None
+    start, end = span
     section = text[start:end].rstrip("\n") + "\n" + row + "\n"
-    text = text[:start] + section + ("\n" + text[end:] if nxt != -1 else "")
+    text = text[:start] + section + ("\n" + text[end:] if end < len(text) else "")
     out.write_text(text)
 
 

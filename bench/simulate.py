@@ -20,6 +20,10 @@ from pathlib import Path
 import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.results import replace_section  # noqa: E402 (bench scripts run as plain files)
+
+HEADING = "## Simulated participants (`bench/simulate.py`)"
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "hmix_bench"
 
@@ -103,10 +107,6 @@ def main() -> None:
         check=False,
     ).stdout.strip()
     lines = [
-        "# Benchmark results",
-        "",
-        "## Simulated participants (`bench/simulate.py`)",
-        "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{commit}` on "
         f"{platform.machine()} with {os.cpu_count()} cores, Python {platform.python_version()}. "
         f"Command: `make bench` (= `.venv/bin/python bench/simulate.py --participants "
@@ -130,9 +130,9 @@ def main() -> None:
             f"{r['trials_per_s']} | ×{speedup:.2f} | {r['p50_ms']} | {r['p95_ms']} | "
             f"{r['p99_ms']} | {r['wall_s']} |"
         )
-    text = "\n".join(lines) + "\n"
-    args.out.write_text(text)
-    print(text)
+    body = "\n".join(lines) + "\n"
+    replace_section(args.out, HEADING, body)
+    print(body)
 
 
 if __name__ == "__main__":

@@ -518,15 +518,21 @@ def test_midpoint_consistency_without_repeats_is_empty() -> None:
 
 
 @pytest.mark.parametrize("is_repeat", [True, False])
-def test_midpoint_consistency_rejects_two_answers_of_one_kind(is_repeat: bool) -> None:
-    # given two mains (or two repeats) of the same annotator, pair and interface
+def test_midpoint_consistency_skips_a_key_with_two_answers_of_one_kind(is_repeat: bool) -> None:
+    # given two mains (or two repeats) of the same annotator, pair and interface, plus the
+    # other kind once; and a clean main + repeat of another annotator
     answers = [
         mid("A-B", "p", CONSTRUCT, 1, 5, is_repeat=is_repeat),
         mid("A-B", "p", CONSTRUCT, 9, 6, is_repeat=is_repeat),
+        mid("A-B", "p", CONSTRUCT, 1, 7, is_repeat=not is_repeat),
+        mid("A-B", "q", CONSTRUCT, 1, 4, is_repeat=False),
+        mid("A-B", "q", CONSTRUCT, 1, 5, is_repeat=True),
     ]
-    # when / then
-    with pytest.raises(ValueError, match="more than one"):
-        midpoint_consistency(answers)
+    # when
+    result = midpoint_consistency(answers)
+    # then only q's pair counts: |Δλ| = 0.1
+    assert [(c.interface, c.n_pairs) for c in result] == [(ALL, 1), (CONSTRUCT, 1)]
+    assert result[0].mean_abs_diff == pytest.approx(0.1)
 
 
 # ---------------------------------------------------------------------------------------------
