@@ -11,19 +11,23 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Any, Final, Literal, overload
+from typing import Any, Final, Literal, TypeGuard, overload
 
 import matplotlib
 
+# Before anything else from matplotlib is imported, so no interactive backend is ever loaded.
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402  (matplotlib.use must run before any backend is loaded)
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.rcsetup import cycler  # validating wrapper; cycler itself is not a direct dep
+from matplotlib.typing import RcKeyType
 
 NO_DATA: Final = "No data yet"
 
@@ -53,8 +57,8 @@ MISSING_CELL: Final = "#DDDDDD"
 # 2018, PLOS ONE 13(7): e0199239).
 HEATMAP_CMAP: Final = "cividis"
 
-_STYLE: Final[dict[str, Any]] = {
-    "axes.prop_cycle": matplotlib.cycler(color=list(OKABE_ITO)),
+_STYLE: Final[dict[RcKeyType, Any]] = {
+    "axes.prop_cycle": cycler(color=list(OKABE_ITO)),
     # DejaVu Sans is bundled with matplotlib, so the PNG looks the same everywhere; the SVG names
     # the generic family too, for browsers without DejaVu.
     "font.family": "sans-serif",
@@ -79,11 +83,16 @@ _STYLE: Final[dict[str, Any]] = {
 }
 
 
+# rcParams are process-global and rc_context swaps them in and back out, so two threads styling
+# at once could restore each other's values; the lock serialises building and rendering.
+_STYLE_LOCK: Final = threading.RLock()
+
+
 @contextmanager
 def _style() -> Iterator[None]:
     # rc_context rather than rcParams.update: importing this module must not restyle plots that
     # other code in the same process makes.
-    with matplotlib.rc_context(_STYLE):
+    with _STYLE_LOCK, matplotlib.rc_context(_STYLE):
         yield
 
 
@@ -212,7 +221,8 @@ def _empty(title: str, xlabel: str, ylabel: str) -> Figure:
     return fig
 
 
-def _finite(value: float | None) -> bool:
+def _finite(value: float | None) -> TypeGuard[float]:
+    """A usable number: not None, NaN or ±inf (stored results may hold any of them)."""
     return value is not None and math.isfinite(value)
 
 
@@ -228,22 +238,19 @@ _LAM_TRUE_LABEL: Final = "True λ (weight of image 1)"
 
 
 def _level_plot(
-    levels: Sequence[LambdaLevel],
+    rows: Sequence[tuple[float | None, float | None, float | None]],
     *,
     title: str,
     ylabel: str,
-    mean_of: str,
-    sd_of: str,
     mean_label: str,
     identity: bool,
 ) -> Figure:
-    rows = [
-        (lv.lam_true, getattr(lv, mean_of), getattr(lv, sd_of))
-        for lv in levels
-        if _finite(lv.lam_true) and _finite(getattr(lv, mean_of))
-    ]
-    rows.sort(key=lambda row: row[0])
-    if not rows:
+    """rows are (true λ, mean, SD) per level."""
+    # Sorted on λ alone: the SDs may be None, which do not compare.
+    points = sorted(
+        ((x, y, sd) for x, y, sd in rows if _finite(x) and _finite(y)), key=lambda row: row[0]
+    )
+    if not points:
         return _empty(title, _LAM_TRUE_LABEL, ylabel)
     with _style():
         fig, ax = _single(title, _LAM_TRUE_LABEL, ylabel)
@@ -257,7 +264,7 @@ def _level_plot(
                 label="Identity (λ̂ = λ)",
             )
             line.set_gid("identity")
-        with_sd = [(x, y, sd) for x, y, sd in rows if _finite(sd)]
+        with_sd = [(x, y, sd) for x, y, sd in points if _finite(sd)]
         if with_sd:
             bars = ax.errorbar(
                 [x for x, _, _ in with_sd],
@@ -270,9 +277,9 @@ def _level_plot(
                 label="± 1 SD",
             )
             bars.lines[2][0].set_gid("sd-bars")
-        (points,) = ax.plot(
-            [x for x, _, _ in rows],
-            [y for _, y, _ in rows],
+        (means,) = ax.plot(
+            [x for x, _, _ in points],
+            [y for _, y, _ in points],
             linestyle="-",
             linewidth=1,
             marker="o",
@@ -280,7 +287,7 @@ def _level_plot(
             color=MAIN,
             label=mean_label,
         )
-        points.set_gid("means")
+        means.set_gid("means")
         ax.set_xlim(-0.05, 1.05)
         ax.set_ylim(-0.05, 1.05)
         ax.legend(loc="best", frameon=False)
@@ -293,11 +300,9 @@ def lam_hat_vs_lam(levels: Sequence[LambdaLevel]) -> Figure:
     Levels without a true λ or a mean are left out; a level without an SD gets no error bar.
     """
     return _level_plot(
-        levels,
+        [(lv.lam_true, lv.mean_lam_hat, lv.sd_lam_hat) for lv in levels],
         title="Perceived vs true mixing factor",
         ylabel="Perceived λ̂ (mean ± SD)",
-        mean_of="mean_lam_hat",
-        sd_of="sd_lam_hat",
         mean_label="Mean λ̂",
         identity=True,
     )
@@ -306,11 +311,9 @@ def lam_hat_vs_lam(levels: Sequence[LambdaLevel]) -> Figure:
 def confidence_by_lam(levels: Sequence[LambdaLevel]) -> Figure:
     """Mean confidence ± 1 SD (as a fraction) at each true λ (interface B)."""
     return _level_plot(
-        levels,
+        [(lv.lam_true, lv.mean_confidence, lv.sd_confidence) for lv in levels],
         title="Confidence by mixing factor",
         ylabel="Confidence (mean ± SD)",
-        mean_of="mean_confidence",
-        sd_of="sd_confidence",
         mean_label="Mean confidence",
         identity=False,
     )
@@ -329,11 +332,7 @@ def entropy_by_lam(points: Sequence[EntropyPoint]) -> Figure:
     title = "Soft-label entropy by mixing factor"
     xlabel = _LAM_TRUE_LABEL
     ylabel = "Soft-label entropy (nats)"
-    rows = sorted(
-        (p.lam, p.entropy)
-        for p in points
-        if p.lam is not None and p.entropy is not None and _finite(p.lam) and _finite(p.entropy)
-    )
+    rows = sorted((p.lam, p.entropy) for p in points if _finite(p.lam) and _finite(p.entropy))
     if not rows:
         return _empty(title, xlabel, ylabel)
     groups: dict[float, list[float]] = {}
@@ -492,7 +491,9 @@ def repeat_consistency(rows: Sequence[ConsistencyRow]) -> Figure:
         with _style():
             fig = _figure(title)
             fig.suptitle(title)
-            for ax, ylabel in zip(fig.subplots(1, 2), ("Mean |Δλ|", "Share identical"), strict=True):
+            for ax, ylabel in zip(
+                fig.subplots(1, 2), ("Mean |Δλ|", "Share identical"), strict=True
+            ):
                 ax.set_xlabel("Interface")
                 ax.set_ylabel(ylabel)
                 _no_data(ax)
@@ -504,14 +505,11 @@ def repeat_consistency(rows: Sequence[ConsistencyRow]) -> Figure:
         fig.suptitle(title)
         left, right = fig.subplots(1, 2)
         panels = (
-            (left, "mean_abs_diff", "Mean |Δλ|", MAIN, "abs-diff"),
-            (right, "share_identical", "Share identical", SECOND, "identical"),
+            (left, [r.mean_abs_diff for r in kept], "Mean |Δλ|", MAIN, "abs-diff"),
+            (right, [r.share_identical for r in kept], "Share identical", SECOND, "identical"),
         )
-        for ax, field, ylabel, colour, gid in panels:
-            heights = [getattr(r, field) for r in kept]
-            bars = ax.bar(
-                x, [h if _finite(h) else 0.0 for h in heights], width=0.6, color=colour
-            )
+        for ax, heights, ylabel, colour, gid in panels:
+            bars = ax.bar(x, [h if _finite(h) else 0.0 for h in heights], width=0.6, color=colour)
             for i, (bar, h) in enumerate(zip(bars, heights, strict=True)):
                 if _finite(h):
                     bar.set_gid(f"{gid}-{i}")
@@ -559,7 +557,7 @@ def iri_alignment(models: Sequence[ModelAlignment], *, chance: float | None = No
     kept = [m for m in models if _finite(m.mean_score)]
     if not kept:
         return _empty(title, xlabel, ylabel)
-    scores = [float(m.mean_score) for m in kept if m.mean_score is not None]
+    scores = [m.mean_score for m in kept if _finite(m.mean_score)]
     x = np.arange(len(kept))
     with _style():
         fig, ax = _single(title, xlabel, ylabel)
@@ -569,7 +567,7 @@ def iri_alignment(models: Sequence[ModelAlignment], *, chance: float | None = No
         whiskers = [
             (i, score, m.low, m.high)
             for i, (m, score) in enumerate(zip(kept, scores, strict=True))
-            if m.low is not None and m.high is not None and _finite(m.low) and _finite(m.high)
+            if _finite(m.low) and _finite(m.high)
         ]
         if whiskers:
             container = ax.errorbar(

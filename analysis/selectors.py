@@ -4,6 +4,7 @@ from itertools import groupby
 
 from django.db.models import QuerySet
 
+from analysis import plots
 from analysis.aggregation import Annotation, Method
 from analysis.models import AnalysisResult, SoftLabel
 from elicitation.models import Response, Stimulus, Study, Trial
@@ -106,3 +107,100 @@ def analysis_result_list(*, study: Study, kind: str | None = None) -> QuerySet[A
     if kind:
         qs = qs.filter(kind=kind)
     return qs.order_by("kind", "params_key", "key")
+
+
+# --- records for the dashboard's plots (read from stored results, never recomputed) ----------
+
+_WITH_REPEATS = json.dumps({"include_repeats": True}, sort_keys=True)
+
+
+def plot_mixing_levels(*, study: Study) -> list[plots.LambdaLevel]:
+    rows = AnalysisResult.objects.filter(
+        study=study, kind=AnalysisResult.Kind.MIXING_LAMBDA, params_key=_WITH_REPEATS
+    ).order_by("key")
+    return [
+        plots.LambdaLevel(
+            lam_true=r.data.get("lam_true"),
+            n=r.n,
+            mean_lam_hat=r.data.get("mean_lam_hat"),
+            sd_lam_hat=r.data.get("sd_lam_hat"),
+            mean_confidence=r.data.get("mean_confidence"),
+            sd_confidence=r.data.get("sd_confidence"),
+        )
+        for r in rows
+    ]
+
+
+def plot_entropy_points(*, study: Study) -> list[plots.EntropyPoint]:
+    labels = soft_label_list(study=study).filter(stimulus__lam__isnull=False)
+    return [plots.EntropyPoint(lam=lab.stimulus.lam, entropy=lab.entropy) for lab in labels]
+
+
+def plot_class_pair_matrix(*, study: Study) -> list[list[float]]:
+    """Cell (a, b): the mean soft-label mass on class a over mixed images of classes a and b."""
+    k = study.n_classes
+    index = {name: i for i, name in enumerate(study.classes)}
+    sums = [[0.0] * k for _ in range(k)]
+    counts = [[0] * k for _ in range(k)]
+    for lab in soft_label_list(study=study).filter(stimulus__lam__isnull=False):
+        a, b = index.get(lab.stimulus.class1), index.get(lab.stimulus.class2)
+        if a is None or b is None:
+            continue
+        for x, y in ((a, b), (b, a)):
+            sums[x][y] += lab.probs[x]
+            counts[x][y] += 1
+    return [
+        [sums[x][y] / counts[x][y] if counts[x][y] else float("nan") for y in range(k)]
+        for x in range(k)
+    ]
+
+
+def plot_midpoint_groups(*, study: Study) -> list[plots.HistogramGroup]:
+    rows = AnalysisResult.objects.filter(
+        study=study,
+        kind=AnalysisResult.Kind.MIDPOINT,
+        params_key=_WITH_REPEATS,
+        key__endswith="|__all__",
+    ).order_by("key")
+    groups = []
+    for r in rows:
+        interface, start, _ = r.key.split("|", 2)
+        label = interface if start == "all" else f"{interface}, start {start}"
+        groups.append(plots.HistogramGroup(label=label, histogram=tuple(r.data["histogram"])))
+    return groups
+
+
+def plot_consistency_rows(*, study: Study) -> list[plots.ConsistencyRow]:
+    rows = AnalysisResult.objects.filter(
+        study=study, kind=AnalysisResult.Kind.MIDPOINT_CONSISTENCY
+    ).order_by("key")
+    return [
+        plots.ConsistencyRow(
+            interface=r.key,
+            mean_abs_diff=r.data.get("mean_abs_diff"),
+            share_identical=r.data.get("share_identical"),
+            n_pairs=r.n,
+        )
+        for r in rows
+    ]
+
+
+def plot_alignment_models(*, study: Study) -> list[plots.ModelAlignment]:
+    rows = AnalysisResult.objects.filter(
+        study=study, kind=AnalysisResult.Kind.IRI_ALIGNMENT, params__exclude_flagged=False
+    ).order_by("key")
+    models = []
+    for r in rows:
+        d = r.data
+        low = d.get("boot_low") if d.get("boot_low") is not None else d.get("wilson_low")
+        high = d.get("boot_high") if d.get("boot_high") is not None else d.get("wilson_high")
+        models.append(
+            plots.ModelAlignment(
+                label=r.key,
+                mean_score=d.get("mean_score"),
+                low=low,
+                high=high,
+                n_annotators=d.get("n_annotators"),
+            )
+        )
+    return models

@@ -1,6 +1,7 @@
 """The researcher dashboard: server-rendered pages over the same selectors and services as the
 REST API. Every study page checks that the logged-in user is a researcher of the study."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -10,9 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from matplotlib.figure import Figure
 from rest_framework.authtoken.models import Token
 
-from analysis import exports
+from analysis import exports, plots, scoring
+from analysis import selectors as analysis_selectors
 from dashboard import services as dashboard_services
 from elicitation import selectors, services
 from elicitation.models import Participant, Study
@@ -139,3 +142,68 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             new_key = dashboard_services.api_token_create(user_id=user_id).key
     has_token = Token.objects.filter(user_id=user_id).exists()
     return render(request, "dashboard/tokens.html", {"new_key": new_key, "has_token": has_token})
+
+
+def _plot_figures(study: Study) -> dict[str, Callable[[], Figure]]:
+    """The plots that fit the study's interface, by name; each drawn from stored results."""
+    ttype = study.trial_type
+    if ttype == Study.TrialType.CATEGORICAL:
+        return {
+            "entropy-by-lambda": lambda: plots.entropy_by_lam(
+                analysis_selectors.plot_entropy_points(study=study)
+            ),
+            "class-pair-heatmap": lambda: plots.class_pair_heatmap(
+                study.classes, analysis_selectors.plot_class_pair_matrix(study=study)
+            ),
+        }
+    if ttype == Study.TrialType.MIXING_FACTOR:
+        return {
+            "lambda-hat-vs-lambda": lambda: plots.lam_hat_vs_lam(
+                analysis_selectors.plot_mixing_levels(study=study)
+            ),
+            "confidence-by-lambda": lambda: plots.confidence_by_lam(
+                analysis_selectors.plot_mixing_levels(study=study)
+            ),
+        }
+    if ttype in (Study.TrialType.CONSTRUCT_MIDPOINT, Study.TrialType.SELECT_MIDPOINT):
+        return {
+            "midpoint-histograms": lambda: plots.midpoint_histograms(
+                analysis_selectors.plot_midpoint_groups(study=study)
+            ),
+            "repeat-consistency": lambda: plots.repeat_consistency(
+                analysis_selectors.plot_consistency_rows(study=study)
+            ),
+        }
+    chance = scoring.CLUSTERING_CHANCE if ttype == Study.TrialType.IRI_CLUSTER else None
+    return {
+        "iri-alignment": lambda: plots.iri_alignment(
+            analysis_selectors.plot_alignment_models(study=study), chance=chance
+        ),
+    }
+
+
+@login_required
+@require_GET
+def study_results(request: HttpRequest, slug: str) -> HttpResponse:
+    study = _study(request, slug)
+    figures = [
+        {"name": name, "svg": plots.render(make(), "svg")}
+        for name, make in _plot_figures(study).items()
+    ]
+    return render(request, "dashboard/results.html", {"study": study, "figures": figures})
+
+
+@login_required
+@require_GET
+def study_plot(request: HttpRequest, slug: str, name: str, fmt: str) -> HttpResponse:
+    """One plot as a download (SVG or PNG)."""
+    study = _study(request, slug)
+    make = _plot_figures(study).get(name)
+    if make is None or fmt not in ("svg", "png"):
+        raise Http404("No such plot for this study.")
+    if fmt == "svg":
+        response = HttpResponse(plots.render(make(), "svg"), content_type="image/svg+xml")
+    else:
+        response = HttpResponse(plots.render(make(), "png"), content_type="image/png")
+    response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{fmt}"'
+    return response

@@ -6,6 +6,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
+from analysis import services as analysis_services
 from elicitation.models import Study
 from tests.conftest import answer_all_trials, categorical_answer
 from tests.factories import StudyFactory, UserFactory
@@ -140,3 +141,58 @@ def test_api_token_create_replace_and_revoke(researcher: Any) -> None:
     assert first != second
     assert after_replace == [second]
     assert Token.objects.filter(user=researcher).exists() is False
+
+
+def test_results_page_draws_the_interface_plots_from_stored_results(
+    make_study: Callable[..., Study],
+) -> None:
+    # given a mixing-factor study with analysed answers
+    study = make_study(
+        n_stimuli=2, batch_size=2, repeats=0, trial_type=Study.TrialType.MIXING_FACTOR
+    )
+    answer_all_trials(
+        study,
+        "a",
+        lambda _t: {"mixing": 30, "confidence": 80, "moved_mixing": True, "moved_confidence": True},
+    )
+    analysis_services.study_analysis_recompute(study=study)
+    client = _logged_in(study.owner)
+    # when
+    page = client.get(reverse("dashboard:results", kwargs={"slug": study.slug})).content.decode()
+    svg = client.get(
+        reverse(
+            "dashboard:plot",
+            kwargs={"slug": study.slug, "name": "lambda-hat-vs-lambda", "fmt": "svg"},
+        )
+    )
+    png = client.get(
+        reverse(
+            "dashboard:plot",
+            kwargs={"slug": study.slug, "name": "confidence-by-lambda", "fmt": "png"},
+        )
+    )
+    missing = client.get(
+        reverse(
+            "dashboard:plot", kwargs={"slug": study.slug, "name": "iri-alignment", "fmt": "svg"}
+        )
+    )
+    # then
+    assert page.count("<svg") == 2
+    assert "No data yet" not in page
+    assert svg["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in svg.content
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert missing.status_code == 404
+
+
+def test_results_of_an_unanswered_study_say_no_data_yet(make_study: Callable[..., Study]) -> None:
+    # given
+    study = make_study()
+    # when
+    page = (
+        _logged_in(study.owner)
+        .get(reverse("dashboard:results", kwargs={"slug": study.slug}))
+        .content.decode()
+    )
+    # then
+    assert page.count("No data yet") == 2
