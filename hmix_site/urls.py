@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analysis.urls import api_urlpatterns as researcher_api
 from elicitation.urls import api_urlpatterns as participant_api
+from jobs.urls import api_urlpatterns as jobs_api
 
 
 @never_cache
@@ -29,6 +30,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/participant/", include((participant_api, "participant-api"))),
-    path("api/", include((researcher_api, "api"))),
+    path("api/", include((researcher_api + jobs_api, "api"))),
     path("", include("elicitation.urls")),
 ]

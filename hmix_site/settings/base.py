@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "elicitation",
     "analysis",
     "dashboard",
+    "jobs",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,61 @@
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors
+from jobs.models import Job
+
+
+class JobOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    study = serializers.CharField(source="study.slug", default=None)
+    download_url = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_download_url(self, job: Job) -> str | None:
+        if job.status != Job.Status.DONE or not job.result:
+            return None
+        return f"/api/jobs/{job.public_id}/download/"
+
+
+def _job(request: Request, job_id: str) -> Job:
+    job = selectors.job_get_for_user(public_id=job_id, user_id=request.user.pk)
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+class JobListApi(APIView):
+    @extend_schema(responses=JobOutputSerializer(many=True), summary="Your recent jobs")
+    def get(self, request: Request) -> Response:
+        jobs = selectors.job_list_for_user(user_id=request.user.pk)[:50]
+        return Response(JobOutputSerializer(jobs, many=True).data)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobOutputSerializer, summary="A job's status and progress")
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(JobOutputSerializer(_job(request, job_id)).data)
+
+
+class JobDownloadApi(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Download a finished job's result",
+    )
+    def get(self, request: Request, job_id: str) -> FileResponse:
+        job = _job(request, job_id)
+        if job.status != Job.Status.DONE or not job.result:
+            raise Http404("This job has no result (yet).")
+        name = job.result.name.rsplit("/", 1)[-1]
+        return FileResponse(job.result.open("rb"), as_attachment=True, filename=name)

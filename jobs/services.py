@@ -1,0 +1,64 @@
+from typing import Any
+
+from django.core.files.base import File
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.models import Job
+
+
+@transaction.atomic
+def job_create(
+    *,
+    owner_id: int,
+    kind: str,
+    study_id: int | None = None,
+    params: dict[str, Any] | None = None,
+    upload: File | None = None,
+) -> Job:
+    job = Job(owner_id=owner_id, kind=kind, study_id=study_id, params=params or {})
+    if upload is not None:
+        job.upload.save(upload.name or "upload", upload, save=False)
+    job.full_clean()
+    job.save()
+    return job
+
+
+def job_start(*, job: Job) -> bool:
+    """Claim a pending job for this worker. False if another run already has it or it ended:
+    a redelivered task (acks_late after a worker crash) then does nothing twice."""
+    claimed = Job.objects.filter(id=job.id, status__in=[Job.Status.PENDING]).update(
+        status=Job.Status.RUNNING, updated_at=timezone.now(), message="Started"
+    )
+    return claimed == 1
+
+
+def job_progress(*, job: Job, fraction: float, message: str = "") -> None:
+    # A plain UPDATE outside the job's transaction, so pollers see progress as it happens.
+    Job.objects.filter(id=job.id).update(
+        progress=min(1.0, max(0.0, fraction)), message=message[:500], updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def job_finish(*, job: Job, result: File | None = None, message: str = "Done") -> Job:
+    job.refresh_from_db()
+    if result is not None:
+        job.result.save(result.name or "result", result, save=False)
+    job.status = Job.Status.DONE
+    job.progress = 1.0
+    job.message = message[:500]
+    job.finished_at = timezone.now()
+    job.save()
+    return job
+
+
+@transaction.atomic
+def job_fail(*, job: Job, error: str) -> Job:
+    job.refresh_from_db()
+    job.status = Job.Status.FAILED
+    job.error = error
+    job.message = "Failed"
+    job.finished_at = timezone.now()
+    job.save()
+    return job
