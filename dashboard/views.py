@@ -1,25 +1,29 @@
 """The researcher dashboard: server-rendered pages over the same selectors and services as the
 REST API. Every study page checks that the logged-in user is a researcher of the study."""
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from matplotlib.figure import Figure
 from rest_framework.authtoken.models import Token
 
 from analysis import exports, plots, scoring
 from analysis import selectors as analysis_selectors
 from dashboard import services as dashboard_services
-from elicitation import selectors, services
+from elicitation import legacy_job_services, selectors, services
 from elicitation.models import Participant, Study
 from hmix_site.common.exceptions import ApplicationError
+from jobs import selectors as jobs_selectors
+from jobs.models import Job
 
 
 def _study(request: HttpRequest, slug: str) -> Study:
@@ -207,3 +211,87 @@ def study_plot(request: HttpRequest, slug: str, name: str, fmt: str) -> HttpResp
         response = HttpResponse(plots.render(make(), "png"), content_type="image/png")
     response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}.{fmt}"'
     return response
+
+
+class LegacyImportForm(forms.Form):
+    file = forms.FileField(label="Published raw file (CSV, UTF-8)")
+    format = forms.ChoiceField(choices=list(legacy_job_services.FORMAT_LABELS.items()))
+    study = forms.SlugField(
+        max_length=legacy_job_services.SLUG_MAX_LENGTH,
+        label="Slug of the new study",
+        help_text="Letters, digits, hyphens and underscores; it names the study in URLs.",
+    )
+    title = forms.CharField(
+        max_length=legacy_job_services.TITLE_MAX_LENGTH,
+        required=False,
+        help_text="Optional; named after the format when left empty.",
+    )
+    replace = forms.BooleanField(
+        required=False, label="Replace my study with this slug if it exists"
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def legacy_import_new(request: HttpRequest) -> HttpResponse:
+    """Upload a published raw file; the import runs as a job whose page shows its progress."""
+    user_id = request.user.pk
+    assert user_id is not None  # login_required: never anonymous here
+    form = LegacyImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = legacy_job_services.legacy_import_job_create(
+                owner_id=user_id,
+                upload=form.cleaned_data["file"],
+                fmt=form.cleaned_data["format"],
+                study_slug=form.cleaned_data["study"],
+                title=form.cleaned_data["title"],
+                replace=form.cleaned_data["replace"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return HttpResponseRedirect(
+                reverse("dashboard:legacy-import-job", kwargs={"job_id": job.public_id})
+            )
+    context = {"form": form, "limit_mb": legacy_job_services.upload_limit_bytes() / 2**20}
+    return render(
+        request, "dashboard/legacy_import.html", context, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_GET
+def legacy_import_job(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    """A legacy import's progress: rendered as it stands, then polled from /api/jobs/<id>/."""
+    job = jobs_selectors.job_get_for_user(public_id=str(job_id), user_id=request.user.pk)
+    if job is None or job.kind != Job.Kind.LEGACY_IMPORT:
+        raise Http404("No such import.")
+    slug = str(job.params.get("study", ""))
+    fmt = str(job.params.get("format", ""))
+    config = {
+        "job_url": reverse("api:job-detail", kwargs={"job_id": job.public_id}),
+        "study_url": reverse("dashboard:study", kwargs={"slug": slug}),
+    }
+    context = {
+        "job": job,
+        "slug": slug,
+        "format_label": legacy_job_services.FORMAT_LABELS.get(fmt, fmt),
+        "percent": round(100 * job.progress),
+        "config": config,
+    }
+    return render(request, "dashboard/legacy_import.html", context)
+
+
+@login_required
+@require_POST
+def study_bundle_create(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start building the dataset bundle; the study page lists the job and polls its progress."""
+    from analysis import export_services  # appended view: keeps the imports above untouched
+
+    study = _study(request, slug)
+    user_id = request.user.pk
+    assert user_id is not None  # login_required: never anonymous here
+    export_services.bundle_job_create(study=study, owner_id=user_id)
+    messages.success(request, "Building the dataset bundle: its download link appears below.")
+    return HttpResponseRedirect(reverse("dashboard:study", kwargs={"slug": slug}) + "#exports")

@@ -6,6 +6,7 @@ from django.db.models import Count, Q, QuerySet
 from elicitation.defaults import study_settings_defaults
 from elicitation.models import (
     Batch,
+    ImageSet,
     Participant,
     Response,
     Stimulus,
@@ -286,3 +287,28 @@ def study_monitor(*, study: Study) -> Monitor:
         min_answers_per_stimulus=min(per_stimulus, default=0),
         recent_exclusions=recent,
     )
+
+
+# --- study builder -------------------------------------------------------------------------
+
+
+def image_set_list_for_user(*, user_id: int | None) -> QuerySet[ImageSet]:
+    """Image sets the user may build stimuli from: their own uploads, and shared sets (no
+    owner: the demo shapes and sets imported with `manage.py import_images`), with n_images."""
+    if user_id is None:
+        return ImageSet.objects.none()
+    return (
+        ImageSet.objects.filter(Q(owner_id=user_id) | Q(owner__isnull=True))
+        .annotate(n_images=Count("images"))
+        .order_by("name")
+    )
+
+
+def image_set_get_for_user(*, name: str, user_id: int | None) -> ImageSet:
+    """One image set the user may use, by name; raises ImageSet.DoesNotExist otherwise."""
+    return image_set_list_for_user(user_id=user_id).get(name=name)
+
+
+def batch_list(*, study: Study) -> QuerySet[Batch]:
+    """The study's batches in order, with n_items (stimuli in the batch)."""
+    return Batch.objects.filter(study=study).annotate(n_items=Count("items")).order_by("number")

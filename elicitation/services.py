@@ -1,6 +1,7 @@
 import logging
 import random
 import secrets
+import string
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -517,3 +518,221 @@ def study_add_researcher(*, study: Study, username: str) -> Any:
         raise ValidationError({"username": "The owner is already a researcher of the study."})
     study.researchers.add(user)
     return user
+
+
+# --- study builder -------------------------------------------------------------------------
+
+# Editable at any time: what participants read and where they are sent, and operational
+# settings that only affect sessions and batches created afterwards.
+STUDY_TEXT_FIELDS = (
+    "title",
+    "consent_html",
+    "instructions",
+    "comprehension",
+    "max_comprehension_failures",
+    "debrief_questions",
+    "completion_code",
+    "completion_url",
+    "settings",
+    "participants_per_batch",
+    "lease_minutes",
+)
+# Editable only while the study is a draft: changing them under live data would make earlier
+# and later answers incomparable (another interface, class list or number of repeats).
+STUDY_STRUCTURAL_FIELDS = ("trial_type", "classes", "repeats")
+MAX_REPEATS = 20
+# Interface settings a researcher may set (defaults.study_settings_defaults), with their ranges.
+STUDY_SETTING_RANGES = {"catch_rate": (0.0, 1.0), "catch_threshold": (0.0, 100.0)}
+_COMPLETION_CODE_CHARS = frozenset(string.ascii_letters + string.digits + "_-")
+
+
+def _text(value: Any, what: str, *, max_length: int | None = None, blank: bool = False) -> str:
+    if not isinstance(value, str) or (not blank and not value.strip()):
+        raise ValueError(f"{what} must be {'text' if blank else 'non-empty text'}.")
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"{what} is longer than {max_length} characters.")
+    return value.strip() if not blank else value
+
+
+def _study_instructions_clean(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, list):
+        raise ValueError("Instructions must be a list of pages.")
+    pages = []
+    for i, page in enumerate(value, start=1):
+        if not isinstance(page, dict) or set(page) - {"title", "html"}:
+            raise ValueError(f"Page {i} must have a title and html, nothing else.")
+        title = _text(page.get("title", ""), f"The title of page {i}", max_length=200, blank=True)
+        html = _text(page.get("html"), f"The text of page {i}")
+        pages.append({"title": title.strip(), "html": html})
+    return pages
+
+
+def _study_comprehension_clean(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise ValueError("Comprehension questions must be a list.")
+    questions = []
+    for i, item in enumerate(value, start=1):
+        if not isinstance(item, dict) or set(item) != {"question", "options", "answer"}:
+            raise ValueError(f"Question {i} must have a question, its options and the answer.")
+        question = _text(item["question"], f"Question {i}", max_length=1000)
+        options = item["options"]
+        if not isinstance(options, list) or len(options) < 2:
+            raise ValueError(f"Question {i} needs at least 2 options.")
+        options = [_text(o, f"An option of question {i}", max_length=500) for o in options]
+        if len(set(options)) != len(options):
+            raise ValueError(f"Question {i} has the same option twice.")
+        answer = item["answer"]
+        if isinstance(answer, bool) or not isinstance(answer, int):
+            raise ValueError(f"The right answer of question {i} must be an option number.")
+        if not 0 <= answer < len(options):
+            raise ValueError(
+                f"The right answer of question {i} must be one of its {len(options)} options "
+                f"(0 to {len(options) - 1}), got {answer}."
+            )
+        questions.append({"question": question, "options": options, "answer": answer})
+    return questions
+
+
+def _study_debrief_clean(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ValueError("Debrief questions must be a list of texts.")
+    questions = [_text(q, f"Debrief question {i}", max_length=1000) for i, q in enumerate(value, 1)]
+    # The answers are stored keyed by the question's text.
+    if len(set(questions)) != len(questions):
+        raise ValueError("The same debrief question appears twice.")
+    return questions
+
+
+def _study_completion_url_clean(value: Any) -> str:
+    from django.core.validators import URLValidator
+
+    url = _text(value, "The completion URL", max_length=500, blank=True).strip()
+    if url:
+        try:
+            URLValidator(schemes=["https", "http"])(url.replace("{code}", "CODE"))
+        except ValidationError as exc:
+            raise ValueError(
+                "The completion URL must be a web address (https://…); {code} stands for the "
+                "completion code."
+            ) from exc
+    return url
+
+
+def _study_settings_clean(study: Study, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("Settings must be an object.")
+    unknown = sorted(set(value) - set(STUDY_SETTING_RANGES))
+    if unknown:
+        raise ValueError(f"Unknown settings {unknown}; expected {sorted(STUDY_SETTING_RANGES)}.")
+    cleaned = dict(study.settings)
+    for name, raw in value.items():
+        low, high = STUDY_SETTING_RANGES[name]
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not low <= raw <= high:
+            raise ValueError(f"{name} must be a number from {low:g} to {high:g}.")
+        cleaned[name] = float(raw)
+    return cleaned
+
+
+def _positive(value: Any, what: str, *, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{what} must be a whole number of at least {low}.")
+    if high is not None and value > high:
+        raise ValueError(f"{what} must be at most {high}.")
+    return value
+
+
+def _study_field_clean(study: Study, name: str, value: Any) -> Any:
+    if name == "title":
+        return _text(value, "The title", max_length=200)
+    if name == "consent_html":
+        return _text(value, "The consent text")
+    if name == "instructions":
+        return _study_instructions_clean(value)
+    if name == "comprehension":
+        return _study_comprehension_clean(value)
+    if name == "max_comprehension_failures":
+        return None if value is None else _positive(value, "The failure limit", low=1, high=100)
+    if name == "debrief_questions":
+        return _study_debrief_clean(value)
+    if name == "completion_code":
+        code = _text(value, "The completion code", max_length=64, blank=True).strip()
+        if not set(code) <= _COMPLETION_CODE_CHARS:
+            raise ValueError("The completion code may only hold letters, digits, '-' and '_'.")
+        return code
+    if name == "completion_url":
+        return _study_completion_url_clean(value)
+    if name == "settings":
+        return _study_settings_clean(study, value)
+    if name == "participants_per_batch":
+        return _positive(value, "Participants per batch", low=1, high=10_000)
+    if name == "lease_minutes":
+        return _positive(value, "The lease", low=1, high=7 * 24 * 60)
+    if name == "repeats":
+        return _positive(value, "Repeats", low=0, high=MAX_REPEATS)
+    if name == "trial_type":
+        if value not in Study.TrialType.values:
+            raise ValueError(
+                f"Unknown trial type {value!r}; expected one of {Study.TrialType.values}."
+            )
+        if value != study.trial_type and study.stimuli.exists():
+            raise ValueError("The trial type cannot change once the study has stimuli.")
+        return value
+    # classes
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(c, str) and c.strip() for c in value)
+    ):
+        raise ValueError("Classes must be a non-empty list of non-empty names.")
+    classes = [c.strip() for c in value]
+    if len(set(classes)) != len(classes):
+        raise ValueError("Class names must be unique.")
+    used = set(study.stimuli.values_list("class1", flat=True))
+    used |= set(study.stimuli.values_list("class2", flat=True))
+    used |= set(study.stimuli.values_list("true_class", flat=True))
+    missing = sorted((used - {""}) - set(classes))
+    if missing:
+        raise ValueError(f"The study's stimuli use classes {missing}, which must stay in the list.")
+    return classes
+
+
+@transaction.atomic
+def study_update(*, study: Study, **fields: Any) -> Study:
+    """Change a study's texts and settings (any time) or its structure (only while a draft).
+
+    Every field is checked and every problem is reported at once, keyed by field; nothing is
+    saved unless all are valid. The status changes through study_set_status, the slug never.
+    """
+    errors: dict[str, str] = {}
+    cleaned: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name not in STUDY_TEXT_FIELDS and name not in STUDY_STRUCTURAL_FIELDS:
+            errors[name] = f"{name} cannot be changed here."
+            continue
+        try:
+            cleaned[name] = _study_field_clean(study, name, value)
+        except ValueError as exc:
+            errors[name] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+    structural = sorted(
+        name
+        for name in STUDY_STRUCTURAL_FIELDS
+        if name in cleaned and cleaned[name] != getattr(study, name)
+    )
+    if structural and study.status != Study.Status.DRAFT:
+        raise ApplicationError(
+            f"{', '.join(structural)} can only change while the study is a draft; it is "
+            f"{study.get_status_display().lower()}.",
+            {"fields": structural, "status": study.status},
+            status=409,
+        )
+    for name, value in cleaned.items():
+        setattr(study, name, value)
+    try:
+        study.full_clean()
+    except ValidationError:
+        study.refresh_from_db()  # the caller's object must not keep the refused values
+        raise
+    study.save(update_fields=[*cleaned, "updated_at"])
+    return study

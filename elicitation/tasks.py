@@ -26,3 +26,18 @@ def stimuli_generate_mixup(
         study=study, image_set=image_set, lambdas=lambdas, n_pairs=n_pairs, seed=seed
     )
     return len(created)
+
+
+@shared_task(acks_late=True)
+def legacy_import_job_run(job_id: int) -> None:
+    """Run an uploaded legacy import (a jobs.Job of kind legacy_import).
+
+    Idempotent by a state guard: the service first claims the job (pending -> running), so a
+    redelivered task returns at once. No autoretry: a retry would find the job claimed.
+    """
+    from elicitation import legacy_job_services
+    from jobs.models import Job
+
+    job = Job.objects.filter(id=job_id, kind=Job.Kind.LEGACY_IMPORT).first()
+    if job is not None:
+        legacy_job_services.legacy_import_job_run(job=job)

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analysis.urls import api_urlpatterns as researcher_api
+from dashboard import urls as dashboard_urls
 from elicitation.urls import api_urlpatterns as participant_api
 from jobs.urls import api_urlpatterns as jobs_api
 
@@ -25,6 +26,11 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="dashboard:studies", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The study builder's preview: the participant pages' URL names, recording nothing.
+    path(
+        "dashboard/preview/",
+        include((dashboard_urls.preview_urlpatterns, "elicitation"), namespace="builder-preview"),
+    ),
     path("dashboard/", include("dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -41,8 +41,12 @@ def job_progress(*, job: Job, fraction: float, message: str = "") -> None:
 
 
 @transaction.atomic
-def job_finish(*, job: Job, result: File | None = None, message: str = "Done") -> Job:
+def job_finish(
+    *, job: Job, result: File | None = None, message: str = "Done", study_id: int | None = None
+) -> Job:
     job.refresh_from_db()
+    if study_id is not None:  # a job that made the study (a legacy import) points at it
+        job.study_id = study_id
     if result is not None:
         job.result.save(result.name or "result", result, save=False)
     job.status = Job.Status.DONE

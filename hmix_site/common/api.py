@@ -13,7 +13,8 @@ from hmix_site.common.exceptions import ApplicationError
 def _first_message(detail: Any) -> str:
     """The first human-readable message in a (possibly nested) DRF error detail."""
     if isinstance(detail, dict):
-        for key, value in detail.items():
+        for raw_key, value in detail.items():
+            key = str(raw_key)  # list fields key their items' errors by index (an int)
             inner = _first_message(value)
             # "p1: p1 must be ..." reads badly; prefix the field only when the text lacks it.
             if key == "non_field_errors" or inner.startswith(key):
