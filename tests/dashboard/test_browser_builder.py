@@ -1,6 +1,8 @@
-"""The study builder in a real headless Chromium: from a zip of drawings to a launched study,
-with a preview trial on the way that stores nothing."""
+"""The whole researcher journey in a real headless Chromium: from a zip of drawings to a
+launched study (with a preview trial on the way that stores nothing), then simulated
+participants, the live monitor, a plot, and a downloaded export."""
 
+import csv
 import io
 import zipfile
 from pathlib import Path
@@ -19,6 +21,7 @@ from elicitation.models import (
     Study,
     Trial,
 )
+from elicitation.simulation import simulate
 from tests.browser import consent_by_mouse, wait_for_stimulus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,7 +46,7 @@ def _shapes_zip(path: Path) -> Path:
     return path
 
 
-def test_researcher_builds_previews_and_launches_a_study(
+def test_researcher_builds_previews_launches_watches_and_exports_a_study(
     live_server: Any, page: Page, researcher: Any, tmp_path: Path
 ) -> None:
     # given a zip of images drawn by the test
@@ -140,3 +143,32 @@ def test_researcher_builds_previews_and_launches_a_study(
     expect(page.locator(".flash")).to_have_text("The study is now live.")
     study.refresh_from_db()
     assert study.status == Study.Status.LIVE
+
+    # when simulated participants complete it over HTTP while the study page is open
+    page.goto(f"{live_server.url}/dashboard/studies/{study.slug}/")
+    expect(page.locator("#m-responses")).to_have_text("0")
+    result = simulate(study=study, participants=3, concurrency=3, base_url=live_server.url)
+    # then the live monitor shows them without a reload (it polls every 5 s)
+    assert (result["errors"], result["completed"]) == (0, 3)
+    stored = Response.objects.filter(study=study).count()
+    assert stored == result["responses"] > 0
+    expect(page.locator("#m-responses")).to_have_text(str(stored), timeout=15_000)
+    expect(page.locator("#m-stages li[data-stage=completed] strong")).to_have_text("3")
+
+    # when the results page is opened, then a plot renders as a non-empty SVG
+    page.click("#results-link")
+    svg = page.locator("#plot-entropy-by-lambda svg")
+    expect(svg).to_be_visible()
+    assert svg.locator("path, use").count() > 0
+    assert "No data yet" not in svg.inner_html()
+
+    # when the responses are downloaded as CSV, then the file holds every stored response
+    page.go_back()
+    with page.expect_download() as download:
+        page.click("#exports a[href$='what=responses&format=csv']")
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    assert len(rows) == stored
+    assert {r["stimulus"] for r in rows} <= set(study.stimuli.values_list("key", flat=True))
+    assert {int(r["id"]) for r in rows} == set(
+        Response.objects.filter(study=study).values_list("id", flat=True)
+    )
