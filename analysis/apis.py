@@ -5,7 +5,7 @@ from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -134,6 +134,42 @@ class ParticipantListApi(APIView):
         paginator = IdCursorPagination()
         page = paginator.paginate_queryset(qs, request, view=self) or []
         return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class StudyCollaboratorAddApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "StudyCollaboratorAddInput"  # nested serializers share a class name
+
+        username = serializers.CharField(max_length=150)
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "StudyCollaboratorsOutput"  # nested serializers share a class name
+
+        owner = serializers.CharField()
+        researchers = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=OutputSerializer,
+        summary="Add a collaborator (owner only): they can see and export the study",
+        examples=[OpenApiExample("Add", value={"username": "bob"}, request_only=True)],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        study = study_for_researcher(slug=slug, request=request)
+        if study.owner_id != request.user.pk:
+            raise PermissionDenied("Only the study's owner can add collaborators.")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        elicitation_services.study_add_researcher(
+            study=study, username=serializer.validated_data["username"]
+        )
+        data = {
+            "owner": study.owner.get_username(),
+            "researchers": sorted(u.get_username() for u in study.researchers.all()),
+        }
+        return Response(self.OutputSerializer(data).data)
 
 
 class ParticipantReturnApi(APIView):

@@ -8,6 +8,11 @@ api_urlpatterns = [
     path("studies/", builder_apis.StudyListCreateApi.as_view(), name="study-list"),
     path("studies/<slug:slug>/", builder_apis.StudyDetailUpdateApi.as_view(), name="study-detail"),
     path(
+        "studies/<slug:slug>/collaborators/",
+        apis.StudyCollaboratorAddApi.as_view(),
+        name="collaborator-add",
+    ),
+    path(
         "studies/<slug:slug>/participants/",
         apis.ParticipantListApi.as_view(),
         name="participant-list",

@@ -62,6 +62,9 @@ def _monitor_json(study: Study) -> dict[str, Any]:
         "stimuli_answered": m.stimuli_answered,
         "stimuli_total": m.stimuli_total,
         "min_answers_per_stimulus": m.min_answers_per_stimulus,
+        "answers_histogram": [
+            {"answers": n, "stimuli": count} for n, count in m.answers_histogram.items()
+        ],
         "recent_exclusions": [
             {
                 "participant": r["external_id"] or str(r["token"])[:8],

@@ -1,3 +1,4 @@
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,6 +231,8 @@ class Monitor:
     stimuli_answered: int
     stimuli_total: int
     min_answers_per_stimulus: int
+    # Completion per stimulus: how many stimuli have 0, 1, 2, ... main-trial answers.
+    answers_histogram: dict[int, int]
     recent_exclusions: list[dict[str, Any]]
 
 
@@ -285,6 +288,7 @@ def study_monitor(*, study: Study) -> Monitor:
         stimuli_answered=sum(1 for n in per_stimulus if n),
         stimuli_total=len(per_stimulus),
         min_answers_per_stimulus=min(per_stimulus, default=0),
+        answers_histogram=dict(sorted(Counter(per_stimulus).items())),
         recent_exclusions=recent,
     )
 

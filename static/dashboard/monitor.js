@@ -22,6 +22,15 @@
       row.querySelector(".active").textContent = b.in_progress;
       row.querySelector(".progress-bar").style.width = `${b.percent}%`;
     });
+    document.querySelector("#m-stimuli-table tbody").replaceChildren(...m.answers_histogram.map((row) => {
+      const tr = document.createElement("tr");
+      for (const value of [row.answers, row.stimuli]) {
+        const td = document.createElement("td");
+        td.textContent = value;
+        tr.append(td);
+      }
+      return tr;
+    }));
     const list = document.getElementById("m-exclusions");
     list.replaceChildren(...(m.recent_exclusions.length ? m.recent_exclusions : [null]).map((e) => {
       const li = document.createElement("li");

@@ -109,3 +109,21 @@ def test_participants_are_listed_by_stage_for_researchers_only(
     # then
     assert [(p["external_id"], p["stage"], p["batch"]) for p in mine] == [("x", "consent", None)]
     assert stranger.status_code == 403
+
+
+def test_owner_adds_a_collaborator_over_the_api(make_study: Callable[..., Study]) -> None:
+    # given
+    study = make_study()
+    colleague = UserFactory(username="colleague")
+    url = reverse("api:collaborator-add", kwargs={"slug": study.slug})
+    # when
+    added = _client(study.owner).post(url, {"username": "colleague"}, format="json")
+    unknown = _client(study.owner).post(url, {"username": "ghost"}, format="json")
+    by_collaborator = _client(colleague).post(url, {"username": "owner"}, format="json")
+    # then
+    assert added.status_code == 200
+    assert added.json() == {"owner": "owner", "researchers": ["colleague"]}
+    assert unknown.status_code == 400
+    assert unknown.json()["message"] == "username: No account named 'ghost'."
+    assert by_collaborator.status_code == 403
+    assert list(study.researchers.values_list("username", flat=True)) == ["colleague"]

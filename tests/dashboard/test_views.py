@@ -82,6 +82,7 @@ def test_monitor_counts_participants_batches_and_times(make_study: Callable[...,
     assert monitor["responses"] == 4
     assert monitor["median_rt_s"] == 0.8
     assert monitor["stimuli_answered"] == monitor["stimuli_total"] == 2
+    assert monitor["answers_histogram"] == [{"answers": 1, "stimuli": 2}]
     assert monitor["batches"] == [
         {"number": 1, "target": 3, "completed": 0, "in_progress": 1, "percent": 0}
     ]
