@@ -12,9 +12,7 @@ import secrets
 from types import SimpleNamespace
 from typing import Any, Final
 
-from django.core.exceptions import ValidationError
-
-from elicitation import displays, payloads, presenters, selectors
+from elicitation import displays, payloads, presenters, selectors, services
 from elicitation.models import Participant, Stimulus, Study, Trial
 
 Stage = Participant.Stage
@@ -187,30 +185,9 @@ def comprehension(study: Study, state: dict[str, Any], answers: list[int]) -> di
 
 
 def parse_answer(study: Study, trial: Trial, answer: Any) -> dict[str, Any]:
-    """The answer through the same parser services.response_record uses for the study's type;
-    raises ValidationError with the same messages."""
-    ttype = study.trial_type
-    if ttype == Study.TrialType.CATEGORICAL:
-        parsed = payloads.parse_categorical(answer, study.classes)
-        return {
-            "top_class": parsed.top_class,
-            "p1_pct": parsed.p1_pct,
-            "second_class": parsed.second_class,
-            "p2_pct": parsed.p2_pct,
-            "impossible": list(parsed.impossible),
-        }
-    if ttype == Study.TrialType.MIXING_FACTOR:
-        return payloads.parse_mixing_factor(answer)
-    if ttype == Study.TrialType.CONSTRUCT_MIDPOINT:
-        return payloads.parse_construct_midpoint(answer, trial.display)
-    if ttype == Study.TrialType.SELECT_MIDPOINT:
-        return payloads.parse_select_midpoint(answer, trial.display)
-    if ttype == Study.TrialType.IRI_2AFC:
-        return payloads.parse_iri_2afc(answer, trial.display)
-    if ttype == Study.TrialType.IRI_CLUSTER:
-        targets = selectors.iri_row_targets(stimulus=trial.stimulus)
-        return payloads.parse_iri_cluster(answer, trial.display, targets)
-    raise ValidationError(f"Trial type {ttype!r} has no answer parser.")
+    """The answer through the very parser services.response_record uses (same messages)."""
+    parsed = services.answer_parse(study=study, trial=trial, answer=answer)
+    return parsed.get("value", parsed)
 
 
 def answered(state: dict[str, Any], *, client_key: str) -> dict[str, Any]:

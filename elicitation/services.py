@@ -409,15 +409,8 @@ def response_record(
         raw=answer,
         display=trial.display,
     )
-    if study.trial_type == Study.TrialType.CATEGORICAL:
-        parsed = parse_categorical(answer, study.classes)
-        response.top_class = parsed.top_class
-        response.p1_pct = parsed.p1_pct
-        response.second_class = parsed.second_class
-        response.p2_pct = parsed.p2_pct
-        response.impossible = list(parsed.impossible)
-    else:
-        response.value = _parse_value(study, trial, answer)
+    for field, value in answer_parse(study=study, trial=trial, answer=answer).items():
+        setattr(response, field, value)
     response.full_clean(validate_unique=False)
     response.save()
 
@@ -437,20 +430,34 @@ def response_record(
     return response, True
 
 
-def _parse_value(study: Study, trial: Trial, answer: Any) -> dict[str, Any]:
+def answer_parse(*, study: Study, trial: Trial, answer: Any) -> dict[str, Any]:
+    """The answer checked by the parser of the study's trial type, as Response fields: the
+    categorical columns for interface A, `value` for B–F. Raises ValidationError naming the
+    problem. The preview uses it too, so both give the same messages."""
     ttype = study.trial_type
+    if ttype == Study.TrialType.CATEGORICAL:
+        parsed = parse_categorical(answer, study.classes)
+        return {
+            "top_class": parsed.top_class,
+            "p1_pct": parsed.p1_pct,
+            "second_class": parsed.second_class,
+            "p2_pct": parsed.p2_pct,
+            "impossible": list(parsed.impossible),
+        }
     if ttype == Study.TrialType.MIXING_FACTOR:
-        return payloads.parse_mixing_factor(answer)
-    if ttype == Study.TrialType.CONSTRUCT_MIDPOINT:
-        return payloads.parse_construct_midpoint(answer, trial.display)
-    if ttype == Study.TrialType.SELECT_MIDPOINT:
-        return payloads.parse_select_midpoint(answer, trial.display)
-    if ttype == Study.TrialType.IRI_2AFC:
-        return payloads.parse_iri_2afc(answer, trial.display)
-    if ttype == Study.TrialType.IRI_CLUSTER:
+        value = payloads.parse_mixing_factor(answer)
+    elif ttype == Study.TrialType.CONSTRUCT_MIDPOINT:
+        value = payloads.parse_construct_midpoint(answer, trial.display)
+    elif ttype == Study.TrialType.SELECT_MIDPOINT:
+        value = payloads.parse_select_midpoint(answer, trial.display)
+    elif ttype == Study.TrialType.IRI_2AFC:
+        value = payloads.parse_iri_2afc(answer, trial.display)
+    elif ttype == Study.TrialType.IRI_CLUSTER:
         targets = selectors.iri_row_targets(stimulus=trial.stimulus)
-        return payloads.parse_iri_cluster(answer, trial.display, targets)
-    raise ApplicationError(f"Trial type {ttype!r} has no answer parser.")
+        value = payloads.parse_iri_cluster(answer, trial.display, targets)
+    else:
+        raise ApplicationError(f"Trial type {ttype!r} has no answer parser.")
+    return {"value": value}
 
 
 @transaction.atomic
