@@ -30,4 +30,5 @@ class Command(BaseCommand):
         for other, created in info.others:
             state = "created" if created else "present"
             self.stdout.write(f"  {other.trial_type:<20} {base}/s/{other.slug}/  ({state})")
+        self.stdout.write(f"Dashboard:         {base}/dashboard/  (same login)")
         self.stdout.write(f"API docs:          {base}/api/docs/")
