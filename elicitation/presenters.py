@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from elicitation import selectors
 from elicitation.models import Participant, Stimulus, StimulusImage, Study, Trial
+from hmix_site.common.html import clean_html
 
 
 def stimulus_image_url(stimulus: Stimulus) -> str | None:
@@ -104,8 +105,11 @@ def session_state(*, participant: Participant) -> dict[str, Any]:
         },
         "trial": trial,
         "next_image_url": next_image_url,
-        "consent_html": study.consent_html,
-        "instructions": study.instructions,
+        # Researcher-written HTML, cleaned as on the pages: API clients may insert it as is.
+        "consent_html": clean_html(study.consent_html),
+        "instructions": [
+            {**page, "html": clean_html(page.get("html", ""))} for page in study.instructions
+        ],
         # The marked answers stay on the server.
         "comprehension": [
             {"question": q["question"], "options": q["options"]} for q in study.comprehension
