@@ -1,3 +1,4 @@
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.files.base import File
@@ -66,3 +67,17 @@ def job_fail(*, job: Job, error: str) -> Job:
     job.finished_at = timezone.now()
     job.save()
     return job
+
+
+def jobs_fail_stale(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Fail jobs whose worker died without a word (killed after claiming, so a redelivered
+    task finds them 'running' and leaves them). Progress updates touch updated_at, so only jobs
+    silent for longer than the longest task time limit match. Idempotent: one UPDATE."""
+    now = now or timezone.now()
+    return Job.objects.filter(status=Job.Status.RUNNING, updated_at__lt=now - older_than).update(
+        status=Job.Status.FAILED,
+        message="Failed",
+        error="The worker running this job stopped without finishing it; please start it again.",
+        finished_at=now,
+        updated_at=now,
+    )

@@ -159,6 +159,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "elicitation.tasks.participant_leases_reclaim",
         "schedule": crontab(minute="*"),
     },
+    # Every 10 minutes: https://crontab.guru/#*/10_*_*_*_*
+    "fail-jobs-of-crashed-workers": {
+        "task": "jobs.tasks.jobs_fail_stale",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 
 # A participant who stops interacting for this long loses their batch slot (reclaimed by beat).
