@@ -333,6 +333,15 @@ class ExportApi(APIView):
             OpenApiParameter("what", OpenApiTypes.STR, enum=list(exports.WHATS), required=True),
             OpenApiParameter("format", OpenApiTypes.STR, enum=list(exports.FORMATS), required=True),
             *METHOD_PARAMETERS,
+            OpenApiParameter(
+                "until",
+                OpenApiTypes.INT,
+                description=(
+                    "Label exports read rows up to this id. The response's X-HMix-Until header "
+                    "gives the bound used: pass it to the npy-index request so the index lists "
+                    "exactly the rows of the .npy."
+                ),
+            ),
         ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         summary="Stream an export (the same files as `manage.py export`)",
@@ -341,13 +350,24 @@ class ExportApi(APIView):
         study = study_for_researcher(slug=slug, request=request)
         what = request.query_params.get("what", "")
         fmt = request.query_params.get("format", "")
+        until_text = request.query_params.get("until")
+        until = (
+            serializers.IntegerField(min_value=0).run_validation(until_text)
+            if until_text
+            else exports.export_until(study=study, what=what)
+        )
         try:
             stream = exports.export_stream(
-                study=study, what=what, fmt=fmt, method=method_from_query(request, study)
+                study=study,
+                what=what,
+                fmt=fmt,
+                method=method_from_query(request, study),
+                until=until,
             )
         except exports.ExportError as exc:
             raise serializers.ValidationError({"export": str(exc)}) from exc
         ext = "index.csv" if fmt == "npy-index" else fmt
         response = StreamingHttpResponse(stream, content_type=exports.CONTENT_TYPES[fmt])
         response["Content-Disposition"] = f'attachment; filename="{study.slug}-{what}.{ext}"'
+        response["X-HMix-Until"] = str(until)
         return response

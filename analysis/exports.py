@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.db.models import Max, QuerySet
 
 from analysis import aggregation, selectors
 from analysis.aggregation import Method
-from analysis.models import AnalysisResult
+from analysis.models import AnalysisResult, SoftLabel
 from elicitation.models import Response, Study, Trial
 
 WHATS = (
@@ -129,21 +130,28 @@ def _csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _annotation_rows(study: Study, method: Method) -> Iterator[AnnotationRow]:
-    qs = selectors.categorical_responses(study=study).select_related("participant", "stimulus")
+def _annotation_qs(study: Study, method: Method, until: int) -> QuerySet[Response]:
+    # Bounded by response id, so the .npy header's row count, its rows and a separately
+    # requested index describe the same responses even while new answers arrive.
+    qs = selectors.categorical_responses(study=study).filter(id__lte=until)
     if not method.include_repeats:
         qs = qs.exclude(kind=Trial.Kind.REPEAT)
+    return qs
+
+
+def _annotation_rows(study: Study, method: Method, until: int) -> Iterator[AnnotationRow]:
+    qs = _annotation_qs(study, method, until).select_related("participant", "stimulus")
     k = study.n_classes
     for r in qs.iterator(chunk_size=CHUNK):
         probs = aggregation.construct(selectors.annotation_from_response(r), k, method)
         yield AnnotationRow(r.stimulus.key, str(r.participant.token), r.kind, r.id, probs)
 
 
-def _annotation_count(study: Study, method: Method) -> int:
-    qs = selectors.categorical_responses(study=study)
-    if not method.include_repeats:
-        qs = qs.exclude(kind=Trial.Kind.REPEAT)
-    return qs.count()
+def export_until(*, study: Study, what: str) -> int:
+    """The id bound an export of `what` reads up to now: pass it to the .npy export and to its
+    index (REST: ?until=...) so both list exactly the same rows."""
+    model = SoftLabel if what == "soft-labels" else Response
+    return model.objects.filter(study=study).aggregate(m=Max("id"))["m"] or 0
 
 
 def _method_json(method: Method) -> dict[str, Any]:
@@ -159,7 +167,7 @@ def _npy_header(n: int, k: int) -> bytes:
 
 
 def export_stream(
-    *, study: Study, what: str, fmt: str, method: Method | None = None
+    *, study: Study, what: str, fmt: str, method: Method | None = None, until: int | None = None
 ) -> Iterator[str | bytes]:
     if what not in WHATS:
         raise ExportError(f"Unknown export {what!r}; expected one of {list(WHATS)}.")
@@ -174,9 +182,11 @@ def export_stream(
         if fmt.startswith("npy"):
             raise ExportError(f"{what} exports as csv, json or jsonl, not npy.")
         return _export_analysis(study, what, fmt)
+    if until is None:
+        until = export_until(study=study, what=what)
     if what == "annotation-soft-labels":
-        return _export_annotations(study, fmt, method)
-    return _export_soft_labels(study, fmt, method)
+        return _export_annotations(study, fmt, method, until)
+    return _export_soft_labels(study, fmt, method, until)
 
 
 def _export_responses(study: Study, fmt: str) -> Iterator[str]:
@@ -195,11 +205,13 @@ def _export_responses(study: Study, fmt: str) -> Iterator[str]:
         yield "\n]}\n"
 
 
-def _export_annotations(study: Study, fmt: str, method: Method) -> Iterator[str | bytes]:
+def _export_annotations(
+    study: Study, fmt: str, method: Method, until: int
+) -> Iterator[str | bytes]:
     classes = study.classes
     if fmt == "csv":
         yield _csv_line(["stimulus", "participant", "kind", "response_id", *classes])
-        for a in _annotation_rows(study, method):
+        for a in _annotation_rows(study, method, until):
             yield _csv_line(
                 [
                     a.stimulus_key,
@@ -210,7 +222,7 @@ def _export_annotations(study: Study, fmt: str, method: Method) -> Iterator[str 
                 ]
             )
     elif fmt == "jsonl":
-        for a in _annotation_rows(study, method):
+        for a in _annotation_rows(study, method, until):
             yield (
                 json.dumps(
                     {
@@ -229,7 +241,7 @@ def _export_annotations(study: Study, fmt: str, method: Method) -> Iterator[str 
         yield '{"classes": ' + json.dumps(classes) + ', "method": '
         yield json.dumps(_method_json(method)) + ', "labels": {'
         current: str | None = None
-        for a in _annotation_rows(study, method):
+        for a in _annotation_rows(study, method, until):
             if a.stimulus_key != current:
                 yield ("]" if current is not None else "") + ("," if current else "")
                 yield "\n" + json.dumps(a.stimulus_key) + ": [" + json.dumps(a.probs.tolist())
@@ -238,18 +250,20 @@ def _export_annotations(study: Study, fmt: str, method: Method) -> Iterator[str 
                 yield ", " + json.dumps(a.probs.tolist())
         yield ("]" if current is not None else "") + "\n}}\n"
     elif fmt == "npy":
-        yield _npy_header(_annotation_count(study, method), len(classes))
-        for a in _annotation_rows(study, method):
+        yield _npy_header(_annotation_qs(study, method, until).count(), len(classes))
+        for a in _annotation_rows(study, method, until):
             yield a.probs.astype("<f8").tobytes()
     else:
         yield _csv_line(["row", "stimulus", "participant", "kind", "response_id"])
-        for i, a in enumerate(_annotation_rows(study, method)):
+        for i, a in enumerate(_annotation_rows(study, method, until)):
             yield _csv_line([i, a.stimulus_key, a.participant, a.kind, a.response_id])
 
 
-def _export_soft_labels(study: Study, fmt: str, method: Method) -> Iterator[str | bytes]:
+def _export_soft_labels(
+    study: Study, fmt: str, method: Method, until: int
+) -> Iterator[str | bytes]:
     classes = study.classes
-    labels = selectors.soft_label_list(study=study, method=method)
+    labels = selectors.soft_label_list(study=study, method=method).filter(id__lte=until)
     rows = labels.iterator(chunk_size=CHUNK)
     if fmt == "csv":
         yield _csv_line(["stimulus", "n_annotations", "n_annotators", "entropy", *classes])

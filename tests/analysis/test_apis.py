@@ -273,3 +273,47 @@ def test_analysis_results_are_listed_by_kind(make_study: Callable[..., Study]) -
     assert levels[0]["result"]["mean_lam_hat"] == pytest.approx(0.8)
     assert bad.status_code == 400
     assert bad.json()["message"].startswith("kind: Unknown kind 'nonsense'")
+
+
+def test_npy_and_its_index_agree_when_answers_arrive_between_the_requests(
+    study_with_data: Study,
+) -> None:
+    # given the .npy of the per-annotation labels, downloaded first
+    client = _authed(study_with_data.owner)
+    url = reverse("api:export", kwargs={"slug": study_with_data.slug})
+    npy = client.get(url, {"what": "annotation-soft-labels", "format": "npy"})
+    array = np.load(io.BytesIO(b"".join(npy.streaming_content)))
+    # when another participant answers before the index is downloaded
+    late = start_in_trials(study_with_data, "late")
+    trial = late.trials.order_by("position").first()
+    elicitation_services.response_record(
+        participant=late,
+        trial_id=trial.id,
+        client_key=uuid.uuid4(),
+        rt_ms=5,
+        answer=categorical_answer(),
+    )
+    bounded = b"".join(
+        client.get(
+            url,
+            {"what": "annotation-soft-labels", "format": "npy-index", "until": npy["X-HMix-Until"]},
+        ).streaming_content
+    )
+    unbounded = b"".join(
+        client.get(url, {"what": "annotation-soft-labels", "format": "npy-index"}).streaming_content
+    )
+    # then the bounded index lists exactly the array's rows; the unbounded one has the new answer
+    assert array.shape == (4, 10)
+    assert len(bounded.decode().strip().splitlines()) == 1 + 4
+    assert len(unbounded.decode().strip().splitlines()) == 1 + 5
+
+
+def test_until_must_be_a_whole_number(study_with_data: Study) -> None:
+    # when
+    res = _authed(study_with_data.owner).get(
+        reverse("api:export", kwargs={"slug": study_with_data.slug}),
+        {"what": "soft-labels", "format": "npy", "until": "soon"},
+    )
+    # then
+    assert res.status_code == 400
+    assert res.json()["message"] == "A valid integer is required."

@@ -29,16 +29,24 @@ class Command(BaseCommand):
         study, method = study_and_method(options)
         out: Path = options["out"]
         fmt = options["format"]
+        # One bound for the array and its index, so they list the same rows on a live study.
+        until = exports.export_until(study=study, what=options["what"])
         try:
             rows = _write(
                 out,
-                exports.export_stream(study=study, what=options["what"], fmt=fmt, method=method),
+                exports.export_stream(
+                    study=study, what=options["what"], fmt=fmt, method=method, until=until
+                ),
             )
             if fmt == "npy":
                 _write(
                     index_path(out),
                     exports.export_stream(
-                        study=study, what=options["what"], fmt="npy-index", method=method
+                        study=study,
+                        what=options["what"],
+                        fmt="npy-index",
+                        method=method,
+                        until=until,
                     ),
                 )
         except exports.ExportError as exc:
