@@ -242,6 +242,54 @@ class ResponseListApi(APIView):
         ],
         responses=OutputSerializer(many=True),
         summary="A study's responses, oldest first (cursor-paginated)",
+        examples=[
+            OpenApiExample(
+                "A categorical response",
+                response_only=True,
+                value={
+                    "next": "https://your.host/api/studies/demo-soft-labels/responses/?cursor=cD0z",
+                    "previous": None,
+                    "results": [
+                        {
+                            "id": 3,
+                            "participant": "5da39b17-3548-4341-a9d1-aeacb5fa9d97",
+                            "platform": "prolific",
+                            "external_id": "5f1d2c...",
+                            "batch": 2,
+                            "stimulus": "mixed_0.25_Circle_3_Square_5.png",
+                            "kind": "main",
+                            "position": 0,
+                            "rt_ms": 8450,
+                            "top_class": "Square",
+                            "p1": 70.0,
+                            "second_class": "Circle",
+                            "p2": 25.0,
+                            "impossible": ["Star", "Heart"],
+                            "class_order": [
+                                "Heart",
+                                "Square",
+                                "Circle",
+                                "Cross",
+                                "Triangle",
+                                "Ring",
+                                "Star",
+                                "Diamond",
+                            ],
+                            "value": {},
+                            "raw": {
+                                "top_class": "Square",
+                                "p1": 70,
+                                "second_class": "Circle",
+                                "p2": 25,
+                                "impossible": ["Star", "Heart"],
+                            },
+                            "client_key": "0b6c2f7e-3a51-4c1e-9b1a-7a1f1e2d3c4b",
+                            "created_at": "2026-11-23T17:00:29Z",
+                        }
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request: Request, slug: str) -> Response:
         study = study_for_researcher(slug=slug, request=request)
@@ -277,6 +325,29 @@ class SoftLabelListApi(APIView):
         parameters=[*METHOD_PARAMETERS, OpenApiParameter("cursor", OpenApiTypes.STR)],
         responses=OutputSerializer(many=True),
         summary="Stored soft labels of a study under one method (default: the study's)",
+        examples=[
+            OpenApiExample(
+                "One label",
+                response_only=True,
+                value={
+                    "next": None,
+                    "previous": None,
+                    "classes": ["Cat", "Dog", "Ship"],
+                    "results": [
+                        {
+                            "stimulus": "mixed_0.25_Cat_12_Dog_40.png",
+                            "method": "clean-top2-clamp",
+                            "params": {"gamma": 0.1, "smoothing": 0.0, "include_repeats": True},
+                            "probs": [0.3, 0.65, 0.05],
+                            "n_annotations": 7,
+                            "n_annotators": 6,
+                            "entropy": 0.8,
+                            "updated_at": "2026-11-23T17:00:29Z",
+                        }
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request: Request, slug: str) -> Response:
         study = study_for_researcher(slug=slug, request=request)
@@ -312,6 +383,26 @@ class AnalysisResultListApi(APIView):
         ],
         responses=OutputSerializer(many=True),
         summary="Stored analysis results (mixing factor, midpoints, IRI alignment)",
+        examples=[
+            OpenApiExample(
+                "A λ level of a mixing-factor study",
+                response_only=True,
+                value={
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {
+                            "kind": "mixing-lambda",
+                            "key": "0.25",
+                            "params": {"include_repeats": True},
+                            "n": 40,
+                            "result": {"lam_true": 0.25, "mean_lam_hat": 0.31, "sd_lam_hat": 0.12},
+                            "updated_at": "2026-11-23T17:00:29Z",
+                        }
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request: Request, slug: str) -> Response:
         study = study_for_researcher(slug=slug, request=request)
