@@ -39,21 +39,7 @@ PG_DB = "hmix_bench_legacy"
 SLUG = "bench-cifar10s"
 HEADING = "## Legacy import (`bench/legacy_import.py`)"
 CLASSES = legacy.CIFAR10_CLASSES
-HEADER = [
-    "",
-    "trial_type",
-    "trial_index",
-    "time_elapsed",
-    "subject",
-    "condition",
-    "rt",
-    "view_history",
-    "response",
-    "filename",
-    "task",
-    "label",
-    "img_id",
-]
+HEADER = list(legacy.CIFAR10S_HEADER)
 PREAMBLE = ("pavlovia", "external-html", "instructions", "survey-multi-choice", "instructions")
 TYPED = (" 80", "8p", "0", "2550")  # the published quirks, now and then
 

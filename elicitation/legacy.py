@@ -229,6 +229,23 @@ SPECS: Final[Mapping[str, FormatSpec]] = {
     ),
 }
 
+# The column header of the published CIFAR-10S raw file (raw_human_data.csv), in order.
+CIFAR10S_HEADER: Final = (
+    "",
+    "trial_type",
+    "trial_index",
+    "time_elapsed",
+    "subject",
+    "condition",
+    "rt",
+    "view_history",
+    "response",
+    "filename",
+    "task",
+    "label",
+    "img_id",
+)
+
 # Fields of a response row kept in Response.raw (when the file has them).
 _RAW_COMMON: Final = (
     "trial_type",

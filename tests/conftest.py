@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from elicitation import imaging, selectors, services, stimulus_services
@@ -167,3 +168,11 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
 def page(new_page: Callable[..., Page]) -> Page:
     """A 1280 x 900 page in a fresh context."""
     return new_page()
+
+
+def token_client(user: Any) -> APIClient:
+    """An API client authenticated with the user's REST token (created if needed)."""
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client

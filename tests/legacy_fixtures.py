@@ -17,26 +17,13 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from elicitation import legacy
 from elicitation.legacy import CIFAR10_CLASSES
 
 CLASSES = list(CIFAR10_CLASSES)
 (AIRPLANE, AUTOMOBILE, BIRD, CAT, DEER, DOG, FROG, HORSE, SHIP, TRUCK) = range(10)
 
-CIFAR10S_HEADER = [
-    "",
-    "trial_type",
-    "trial_index",
-    "time_elapsed",
-    "subject",
-    "condition",
-    "rt",
-    "view_history",
-    "response",
-    "filename",
-    "task",
-    "label",
-    "img_id",
-]
+CIFAR10S_HEADER = list(legacy.CIFAR10S_HEADER)
 HMIX_CATEGORICAL_HEADER = [
     "",
     "trial_type",

@@ -7,13 +7,12 @@ from typing import Any
 import numpy as np
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from analysis import services
 from elicitation import services as elicitation_services
 from elicitation.models import Participant, Study
-from tests.conftest import answer_all_trials, categorical_answer, start_in_trials
+from tests.conftest import answer_all_trials, categorical_answer, start_in_trials, token_client
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,13 +25,6 @@ def study_with_data(make_study: Callable[..., Study]) -> Study:
         answer_all_trials(study, pid, lambda _trial: categorical_answer(), rt_ms=5)
     services.study_aggregate(study=study)
     return study
-
-
-def _authed(user: Any) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 ENDPOINTS = [
@@ -77,7 +69,7 @@ def test_researchers_of_other_studies_get_403(study_with_data: Study, name: str)
     # given
     stranger = UserFactory(username="stranger")
     # when
-    res = _authed(stranger).get(
+    res = token_client(stranger).get(
         reverse(name, kwargs={"slug": study_with_data.slug}), {"what": "responses", "format": "csv"}
     )
     # then
@@ -93,10 +85,14 @@ def test_study_list_shows_only_own_and_shared_studies(
     study_with_data.researchers.add(collaborator)
     # when
     owner_slugs = [
-        s["slug"] for s in _authed(study_with_data.owner).get(reverse("api:study-list")).json()
+        s["slug"] for s in token_client(study_with_data.owner).get(reverse("api:study-list")).json()
     ]
-    collab_slugs = [s["slug"] for s in _authed(collaborator).get(reverse("api:study-list")).json()]
-    stranger_slugs = _authed(UserFactory(username="nobody")).get(reverse("api:study-list")).json()
+    collab_slugs = [
+        s["slug"] for s in token_client(collaborator).get(reverse("api:study-list")).json()
+    ]
+    stranger_slugs = (
+        token_client(UserFactory(username="nobody")).get(reverse("api:study-list")).json()
+    )
     # then
     assert owner_slugs == [study_with_data.slug]
     assert collab_slugs == [study_with_data.slug]
@@ -105,7 +101,7 @@ def test_study_list_shows_only_own_and_shared_studies(
 
 def test_responses_are_cursor_paginated_and_filterable(study_with_data: Study) -> None:
     # given
-    client = _authed(study_with_data.owner)
+    client = token_client(study_with_data.owner)
     url = reverse("api:response-list", kwargs={"slug": study_with_data.slug})
     # when
     page1 = client.get(url, {"page_size": 3}).json()
@@ -133,7 +129,7 @@ def test_responses_are_cursor_paginated_and_filterable(study_with_data: Study) -
 
 def test_bad_participant_filter_is_400(study_with_data: Study) -> None:
     # when
-    res = _authed(study_with_data.owner).get(
+    res = token_client(study_with_data.owner).get(
         reverse("api:response-list", kwargs={"slug": study_with_data.slug}), {"participant": "nope"}
     )
     # then
@@ -143,7 +139,7 @@ def test_bad_participant_filter_is_400(study_with_data: Study) -> None:
 
 def test_soft_labels_list_under_default_and_named_methods(study_with_data: Study) -> None:
     # given
-    client = _authed(study_with_data.owner)
+    client = token_client(study_with_data.owner)
     url = reverse("api:soft-label-list", kwargs={"slug": study_with_data.slug})
     # when
     default = client.get(url).json()
@@ -164,7 +160,7 @@ def test_export_over_the_api_matches_the_command(study_with_data: Study, tmp_pat
     out = tmp_path / "labels.json"
     call_command("export", study=study_with_data.slug, what="soft-labels", format="json", out=out)
     # when
-    res = _authed(study_with_data.owner).get(
+    res = token_client(study_with_data.owner).get(
         reverse("api:export", kwargs={"slug": study_with_data.slug}),
         {"what": "soft-labels", "format": "json"},
     )
@@ -188,7 +184,7 @@ def test_export_over_the_api_matches_the_command(study_with_data: Study, tmp_pat
 
 def test_export_with_an_unknown_format_is_400(study_with_data: Study) -> None:
     # when
-    res = _authed(study_with_data.owner).get(
+    res = token_client(study_with_data.owner).get(
         reverse("api:export", kwargs={"slug": study_with_data.slug}),
         {"what": "soft-labels", "format": "xlsx"},
     )
@@ -202,7 +198,7 @@ def test_export_with_an_unknown_format_is_400(study_with_data: Study) -> None:
 
 def test_npy_export_has_one_row_per_annotation(study_with_data: Study) -> None:
     # when
-    client = _authed(study_with_data.owner)
+    client = token_client(study_with_data.owner)
     url = reverse("api:export", kwargs={"slug": study_with_data.slug})
     npy = b"".join(
         client.get(url, {"what": "annotation-soft-labels", "format": "npy"}).streaming_content
@@ -261,7 +257,7 @@ def test_analysis_results_are_listed_by_kind(make_study: Callable[..., Study]) -
     )
     services.study_analysis_recompute(study=study)
     url = reverse("api:analysis-result-list", kwargs={"slug": study.slug})
-    client = _authed(study.owner)
+    client = token_client(study.owner)
     # when
     levels = client.get(url, {"kind": "mixing-lambda"}).json()["results"]
     bad = client.get(url, {"kind": "nonsense"})
@@ -279,7 +275,7 @@ def test_npy_and_its_index_agree_when_answers_arrive_between_the_requests(
     study_with_data: Study,
 ) -> None:
     # given the .npy of the per-annotation labels, downloaded first
-    client = _authed(study_with_data.owner)
+    client = token_client(study_with_data.owner)
     url = reverse("api:export", kwargs={"slug": study_with_data.slug})
     npy = client.get(url, {"what": "annotation-soft-labels", "format": "npy"})
     array = np.load(io.BytesIO(b"".join(npy.streaming_content)))
@@ -310,7 +306,7 @@ def test_npy_and_its_index_agree_when_answers_arrive_between_the_requests(
 
 def test_until_must_be_a_whole_number(study_with_data: Study) -> None:
     # when
-    res = _authed(study_with_data.owner).get(
+    res = token_client(study_with_data.owner).get(
         reverse("api:export", kwargs={"slug": study_with_data.slug}),
         {"what": "soft-labels", "format": "npy", "until": "soon"},
     )

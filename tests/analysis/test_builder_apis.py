@@ -12,14 +12,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from PIL import Image
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from elicitation import imaging, stimulus_services
 from elicitation.builder_services import PROLIFIC_COMPLETION_URL
 from elicitation.defaults import study_texts
 from elicitation.models import Batch, ImageSet, SourceImage, Stimulus, Study
-from tests.conftest import start_in_trials
+from tests.conftest import start_in_trials, token_client
 from tests.factories import CLASSES, StudyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,13 +26,6 @@ pytestmark = pytest.mark.django_db
 SHAPES = ("Circle", "Square")
 # Where the refused pickle would have left its mark (protocol 0: os.system("touch ...")).
 EXPLOIT_MARKER = "/tmp/hmix-pwned-builder"  # noqa: S108
-
-
-def _authed(user: Any) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def _png(value: int, size: int = 8) -> bytes:
@@ -84,7 +76,7 @@ def _url(name: str, study: Study | None = None) -> str:
 
 def test_create_a_draft_study_with_the_default_texts_of_its_interface(researcher: Any) -> None:
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("study-list"),
         {"slug": "blends", "title": "Blends", "trial_type": "mixing_factor", "repeats": 1},
         format="json",
@@ -111,7 +103,7 @@ def test_the_study_list_is_still_a_get_on_the_same_url(researcher: Any) -> None:
     mine = _draft(researcher)
     _draft(UserFactory(username="other"))
     # when
-    res = _authed(researcher).get(_url("study-list"))
+    res = token_client(researcher).get(_url("study-list"))
     # then
     assert res.status_code == 200
     assert [s["slug"] for s in res.json()] == [mine.slug]
@@ -135,7 +127,7 @@ def test_create_refuses_bad_input_and_writes_nothing(
     # given
     _draft(researcher, slug="taken")
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("study-list"),
         {"slug": "fresh", "title": "T", "trial_type": "categorical", **body},
         format="json",
@@ -150,7 +142,7 @@ def test_patch_edits_texts_and_settings(researcher: Any) -> None:
     # given
     study = _draft(researcher, trial_type=Study.TrialType.IRI_2AFC)
     # when
-    res = _authed(researcher).patch(
+    res = token_client(researcher).patch(
         _url("study-detail", study),
         {
             "consent_html": "<p>New consent.</p>",
@@ -181,7 +173,7 @@ def test_get_on_the_study_url_still_reads_it(researcher: Any) -> None:
     # given
     study = _draft(researcher)
     # when
-    res = _authed(researcher).get(_url("study-detail", study))
+    res = token_client(researcher).get(_url("study-detail", study))
     # then
     assert res.status_code == 200
     assert res.json()["links"]["completion_code"] == "CODE123"
@@ -230,7 +222,7 @@ def test_patch_refuses_bad_input_and_saves_nothing(
     study = make_study()
     before = Study.objects.filter(id=study.id).values().get()
     # when
-    res = _authed(study.owner).patch(
+    res = token_client(study.owner).patch(
         _url("study-detail", study), {**body, "completion_code": "NEW"}, format="json"
     )
     # then
@@ -246,7 +238,7 @@ def test_patch_refuses_bad_input_and_saves_nothing(
 
 def test_upload_a_zip_of_class_folders(researcher: Any) -> None:
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("image-set-list"),
         {"name": "api-shapes", "source": "zip", "zip_file": _images_zip()},
         format="multipart",
@@ -271,7 +263,7 @@ def test_upload_cifar10_batches(researcher: Any) -> None:
         return SimpleUploadedFile(name, pickle.dumps({b"data": data, b"labels": labels}))
 
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("image-set-list"),
         {
             "name": "api-cifar",
@@ -327,7 +319,7 @@ def test_bad_uploads_answer_400_and_store_nothing(researcher: Any, case: str, me
     # given
     _image_set(UserFactory(username="other"), "taken")
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("image-set-list"), {"name": "new", **_bad_upload(case)}, format="multipart"
     )
     # then
@@ -342,7 +334,7 @@ def test_an_oversized_upload_answers_400(researcher: Any, settings: Any) -> None
     # given
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("image-set-list"),
         {"name": "big", "source": "zip", "zip_file": _images_zip()},
         format="multipart",
@@ -361,7 +353,7 @@ def test_image_sets_lists_yours_and_shared_ones_only(researcher: Any) -> None:
         name="shared", source=ImageSet.Source.DEMO, images=imaging.generate_demo_images(per_class=1)
     )
     # when
-    res = _authed(researcher).get(_url("image-set-list"))
+    res = token_client(researcher).get(_url("image-set-list"))
     # then
     assert [(s["name"], s["owned"]) for s in res.json()] == [("mine", True), ("shared", False)]
 
@@ -374,7 +366,7 @@ def test_iri_import_into_a_draft_iri_study(researcher: Any) -> None:
         b"iri,target,start,model,layer,regime,regulariser,seed\nq.png,t.png,s.png,m,l,r,none,1\n",
     )
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("iri-import", study),
         {
             "zip_file": _zip({"q.png": _png(1), "t.png": _png(2), "s.png": _png(3)}),
@@ -382,7 +374,7 @@ def test_iri_import_into_a_draft_iri_study(researcher: Any) -> None:
         },
         format="multipart",
     )
-    bad = _authed(researcher).post(
+    bad = token_client(researcher).post(
         _url("iri-import", study),
         {
             "zip_file": _zip({"q.png": _png(1)}),
@@ -409,12 +401,12 @@ def test_generate_mixup_stimuli_from_an_image_set(researcher: Any) -> None:
     study = _draft(researcher)
     _image_set(researcher)
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("stimuli-generate", study),
         {"image_set": "pairs", "lambdas": [0.25, 0.5], "n_pairs": 3, "plain_per_class": 1},
         format="json",
     )
-    again = _authed(researcher).post(
+    again = token_client(researcher).post(
         _url("stimuli-generate", study),
         {"image_set": "pairs", "lambdas": [0.25, 0.5], "n_pairs": 3, "plain_per_class": 1},
         format="json",
@@ -430,7 +422,7 @@ def test_generate_midpoint_series(researcher: Any) -> None:
     study = _draft(researcher, trial_type=Study.TrialType.SELECT_MIDPOINT)
     _image_set(researcher)
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("stimuli-generate", study), {"image_set": "pairs", "n_pairs": 2}, format="json"
     )
     # then
@@ -459,7 +451,7 @@ def test_generate_refuses_bad_input_and_writes_nothing(
     _image_set(researcher)
     _image_set(UserFactory(username="other"), "theirs")
     # when
-    res = _authed(researcher).post(
+    res = token_client(researcher).post(
         _url("stimuli-generate", study),
         {"image_set": "pairs", "lambdas": [0.5], "n_pairs": 1, **body},
         format="json",
@@ -477,7 +469,7 @@ def test_generate_is_refused_once_the_study_is_live(make_study: Any) -> None:
     study = make_study()
     _image_set(study.owner)
     # when
-    res = _authed(study.owner).post(
+    res = token_client(study.owner).post(
         _url("stimuli-generate", study),
         {"image_set": "pairs", "lambdas": [0.5], "n_pairs": 1},
         format="json",
@@ -494,7 +486,7 @@ def test_build_batches_then_launch(researcher: Any) -> None:
     # given a draft with 5 stimuli
     study = _draft(researcher)
     _image_set(researcher)
-    client = _authed(researcher)
+    client = token_client(researcher)
     client.post(
         _url("stimuli-generate", study),
         {"image_set": "pairs", "lambdas": [0.5], "n_pairs": 5},
@@ -531,7 +523,7 @@ def test_batches_refuse_bad_input(researcher: Any, body: dict[str, Any], message
     # given
     study = _draft(researcher)
     # when
-    res = _authed(researcher).post(_url("batches", study), body, format="json")
+    res = token_client(researcher).post(_url("batches", study), body, format="json")
     # then
     assert (res.status_code, res.json()["message"]) == (400, message)
     assert Batch.objects.exists() is False
@@ -543,7 +535,7 @@ def test_batches_are_not_rebuilt_once_participants_hold_them(make_study: Any) ->
     start_in_trials(study, "PID1")
     before = list(Batch.objects.values_list("id", flat=True))
     # when
-    res = _authed(study.owner).post(_url("batches", study), {"batch_size": 4}, format="json")
+    res = token_client(study.owner).post(_url("batches", study), {"batch_size": 4}, format="json")
     # then
     assert (res.status_code, res.json()["message"]) == (
         400,
@@ -564,7 +556,7 @@ def test_status_refuses(researcher: Any, body: dict[str, Any], message: str) -> 
     # given
     study = _draft(researcher)
     # when
-    res = _authed(researcher).post(_url("status", study), body, format="json")
+    res = token_client(researcher).post(_url("status", study), body, format="json")
     # then
     study.refresh_from_db()
     assert (res.status_code, res.json()["message"]) == (400, message)
@@ -595,7 +587,7 @@ def test_another_researcher_gets_403_and_changes_nothing(
     before = Study.objects.filter(id=study.id).values().get()
     batches = list(Batch.objects.values_list("id", "target"))
     # when
-    res = getattr(_authed(stranger), method)(_url(name, study), body, format=fmt)
+    res = getattr(token_client(stranger), method)(_url(name, study), body, format=fmt)
     # then
     assert (res.status_code, res.json()["message"]) == (
         403,

@@ -8,7 +8,6 @@ import pytest
 from django.core.files.storage import FileSystemStorage
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from analysis import export_services, exports, services
@@ -16,7 +15,7 @@ from analysis.tasks import bundle_job_run, export_job_run
 from elicitation.models import Study
 from jobs import services as job_services
 from jobs.models import Job
-from tests.conftest import answer_all_trials, categorical_answer
+from tests.conftest import answer_all_trials, categorical_answer, token_client
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,13 +28,6 @@ def study(make_study: Callable[..., Study]) -> Study:
         answer_all_trials(study, pid, lambda _trial: categorical_answer(), rt_ms=5)
     services.study_aggregate(study=study)
     return study
-
-
-def _authed(user: Any) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
 
 
 def _export_url(study: Study) -> str:
@@ -88,7 +80,7 @@ def test_export_job_runs_after_commit_and_downloads_the_streamed_file(
     filename: str,
 ) -> None:
     # given
-    client = _authed(study.owner)
+    client = token_client(study.owner)
     # when (Celery is eager in the tests: the task runs when the callbacks do)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         res = client.post(_export_url(study), {"what": what, "format": fmt}, format="json")
@@ -128,7 +120,7 @@ def test_export_job_with_method_parameters_uses_them(
 
     top1 = Method(name="top1", include_repeats=False)
     services.study_aggregate(study=study, method=top1)
-    client = _authed(study.owner)
+    client = token_client(study.owner)
     # when
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
@@ -154,7 +146,7 @@ def test_export_job_with_method_parameters_uses_them(
 
 def test_bundle_job_builds_the_zip(study: Study, django_capture_on_commit_callbacks: Any) -> None:
     # given
-    client = _authed(study.owner)
+    client = token_client(study.owner)
     # when
     with django_capture_on_commit_callbacks(execute=True):
         res = client.post(_bundle_url(study), {}, format="json")
@@ -291,7 +283,9 @@ def test_a_storage_failure_ends_the_bundle_job_failed(
         "",
     )
     assert _job_files(settings, job) == []
-    res = _authed(study.owner).get(reverse("api:job-download", kwargs={"job_id": job.public_id}))
+    res = token_client(study.owner).get(
+        reverse("api:job-download", kwargs={"job_id": job.public_id})
+    )
     assert res.status_code == 404
 
 
@@ -328,7 +322,7 @@ def test_anonymous_users_get_401_and_no_job(study: Study, url: Callable[[Study],
 @pytest.mark.parametrize("url", [_export_url, _bundle_url])
 def test_other_researchers_get_403_and_no_job(study: Study, url: Callable[[Study], str]) -> None:
     # when
-    res = _authed(UserFactory(username="stranger")).post(
+    res = token_client(UserFactory(username="stranger")).post(
         url(study), {"what": "responses", "format": "csv"}, format="json"
     )
     # then
@@ -345,7 +339,7 @@ def test_a_collaborator_may_start_jobs_of_their_own(
     study.researchers.add(collaborator)
     # when
     with django_capture_on_commit_callbacks(execute=True):
-        res = _authed(collaborator).post(_bundle_url(study), {}, format="json")
+        res = token_client(collaborator).post(_bundle_url(study), {}, format="json")
     # then
     assert res.status_code == 202
     assert Job.objects.get().owner == collaborator
@@ -363,8 +357,8 @@ def test_only_the_jobs_owner_sees_it(
     url = reverse(name, kwargs={"job_id": job.public_id})
     # when
     anonymous = APIClient().get(url)
-    stranger = _authed(UserFactory(username="stranger")).get(url)
-    owner = _authed(study.owner).get(url)
+    stranger = token_client(UserFactory(username="stranger")).get(url)
+    owner = token_client(study.owner).get(url)
     # then
     assert anonymous.status_code == 401
     assert stranger.status_code == 404
@@ -412,7 +406,7 @@ def test_bad_export_parameters_are_400_and_write_nothing(
 ) -> None:
     # when
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        res = _authed(study.owner).post(_export_url(study), data, format="json")
+        res = token_client(study.owner).post(_export_url(study), data, format="json")
     # then
     assert res.status_code == 400
     assert res.json()["message"] == message
@@ -422,7 +416,7 @@ def test_bad_export_parameters_are_400_and_write_nothing(
 
 def test_bundle_with_a_bad_method_is_400(study: Study) -> None:
     # when
-    res = _authed(study.owner).post(_bundle_url(study), {"smoothing": 1.0}, format="json")
+    res = token_client(study.owner).post(_bundle_url(study), {"smoothing": 1.0}, format="json")
     # then
     assert res.status_code == 400
     assert res.json()["message"] == "method: smoothing must be in [0, 1), got 1.0"

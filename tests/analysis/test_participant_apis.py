@@ -1,23 +1,14 @@
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from elicitation import services
 from elicitation.models import Participant, Study
-from tests.conftest import advance_to_trials
+from tests.conftest import advance_to_trials, token_client
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0]}")
-    return client
 
 
 def test_study_detail_gives_the_prolific_links(make_study: Callable[..., Study]) -> None:
@@ -25,7 +16,7 @@ def test_study_detail_gives_the_prolific_links(make_study: Callable[..., Study])
     study = make_study()
     # when
     links = (
-        _client(study.owner)
+        token_client(study.owner)
         .get(reverse("api:study-detail", kwargs={"slug": study.slug}))
         .json()["links"]
     )
@@ -46,7 +37,7 @@ def test_returned_participant_frees_the_slot_at_once(make_study: Callable[..., S
         services.participant_start(study=study, platform="prolific", external_id="P-1")[0]
     )
     # when
-    res = _client(study.owner).post(
+    res = token_client(study.owner).post(
         reverse("api:participant-return", kwargs={"slug": study.slug}),
         {"external_id": "P-1"},
         format="json",
@@ -67,7 +58,7 @@ def test_return_needs_an_identifier_and_a_known_participant(
     # given
     study = make_study()
     url = reverse("api:participant-return", kwargs={"slug": study.slug})
-    client = _client(study.owner)
+    client = token_client(study.owner)
     # when
     empty = client.post(url, {}, format="json")
     unknown = client.post(url, {"external_id": "nobody"}, format="json")
@@ -84,7 +75,7 @@ def test_a_completed_participant_cannot_be_returned(make_study: Callable[..., St
     p = services.participant_start(study=study, platform="prolific", external_id="done")[0]
     Participant.objects.filter(id=p.id).update(stage=Participant.Stage.COMPLETED)
     # when
-    res = _client(study.owner).post(
+    res = token_client(study.owner).post(
         reverse("api:participant-return", kwargs={"slug": study.slug}),
         {"token": str(p.token)},
         format="json",
@@ -104,8 +95,8 @@ def test_participants_are_listed_by_stage_for_researchers_only(
     services.participant_start(study=study, platform="prolific", external_id="x")
     url = reverse("api:participant-list", kwargs={"slug": study.slug})
     # when
-    mine = _client(study.owner).get(url, {"stage": "consent"}).json()["results"]
-    stranger = _client(UserFactory(username="else")).get(url)
+    mine = token_client(study.owner).get(url, {"stage": "consent"}).json()["results"]
+    stranger = token_client(UserFactory(username="else")).get(url)
     # then
     assert [(p["external_id"], p["stage"], p["batch"]) for p in mine] == [("x", "consent", None)]
     assert stranger.status_code == 403
@@ -117,9 +108,9 @@ def test_owner_adds_a_collaborator_over_the_api(make_study: Callable[..., Study]
     colleague = UserFactory(username="colleague")
     url = reverse("api:collaborator-add", kwargs={"slug": study.slug})
     # when
-    added = _client(study.owner).post(url, {"username": "colleague"}, format="json")
-    unknown = _client(study.owner).post(url, {"username": "ghost"}, format="json")
-    by_collaborator = _client(colleague).post(url, {"username": "owner"}, format="json")
+    added = token_client(study.owner).post(url, {"username": "colleague"}, format="json")
+    unknown = token_client(study.owner).post(url, {"username": "ghost"}, format="json")
+    by_collaborator = token_client(colleague).post(url, {"username": "owner"}, format="json")
     # then
     assert added.status_code == 200
     assert added.json() == {"owner": "owner", "researchers": ["colleague"]}
