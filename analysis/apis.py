@@ -1,7 +1,11 @@
 """Researcher API: token-authenticated, and a study's data only for its researchers."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, StreamingHttpResponse
 from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
@@ -25,6 +29,20 @@ class IdCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+def cursor_page(
+    request: Request,
+    view: APIView,
+    qs: QuerySet[Any],
+    serializer: type[serializers.Serializer],
+    row: Callable[[Any], Any] | None = None,
+) -> Response:
+    """One cursor-paginated page of `qs` (ordered by id), each row through `row` if given."""
+    paginator = IdCursorPagination()
+    page = paginator.paginate_queryset(qs, request, view=view) or []
+    items = [row(r) for r in page] if row else page
+    return paginator.get_paginated_response(serializer(items, many=True).data)
 
 
 def study_for_researcher(*, slug: str, request: Request) -> Study:
@@ -131,9 +149,7 @@ class ParticipantListApi(APIView):
                 {"stage": f"Unknown stage {stage!r}; expected one of {Participant.Stage.values}."}
             )
         qs = elicitation_selectors.participant_list(study=study, stage=stage)
-        paginator = IdCursorPagination()
-        page = paginator.paginate_queryset(qs, request, view=self) or []
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return cursor_page(request, self, qs, self.OutputSerializer)
 
 
 class StudyCollaboratorAddApi(APIView):
@@ -301,10 +317,13 @@ class ResponseListApi(APIView):
             participant_token=participant,
             stimulus_key=request.query_params.get("stimulus"),
         ).select_related("participant__batch")
-        paginator = IdCursorPagination()
-        page = paginator.paginate_queryset(qs, request, view=self) or []
-        data = [exports.response_record_dict(study, r) for r in page]
-        return paginator.get_paginated_response(self.OutputSerializer(data, many=True).data)
+        return cursor_page(
+            request,
+            self,
+            qs,
+            self.OutputSerializer,
+            row=lambda r: exports.response_record_dict(study, r),
+        )
 
 
 class SoftLabelListApi(APIView):
@@ -353,9 +372,7 @@ class SoftLabelListApi(APIView):
         study = study_for_researcher(slug=slug, request=request)
         method = method_from_query(request, study)
         qs = selectors.soft_label_list(study=study, method=method).order_by("id")
-        paginator = IdCursorPagination()
-        page = paginator.paginate_queryset(qs, request, view=self) or []
-        response = paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        response = cursor_page(request, self, qs, self.OutputSerializer)
         assert isinstance(response.data, dict)
         response.data["classes"] = study.classes
         return response
@@ -412,9 +429,7 @@ class AnalysisResultListApi(APIView):
                 {"kind": f"Unknown kind {kind!r}; expected one of {AnalysisResult.Kind.values}."}
             )
         qs = selectors.analysis_result_list(study=study, kind=kind).order_by("id")
-        paginator = IdCursorPagination()
-        page = paginator.paginate_queryset(qs, request, view=self) or []
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return cursor_page(request, self, qs, self.OutputSerializer)
 
 
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
