@@ -70,3 +70,35 @@ class AnalysisResult(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.study_id}:{self.kind}:{self.key}"
+
+
+class PendingRecompute(models.Model):
+    """Stored results that are behind the stored answers: one row per stale target.
+
+    An answer marks its stimulus's soft labels (or, for interfaces B–F, its study's analyses)
+    stale in the same transaction that stores it, so the mark is as durable as the answer. Only
+    the answer that creates the row enqueues a refresh; later answers just bump `version`, which
+    is how a burst of answers on one target costs about one recompute. The refresh deletes the
+    row only if `version` is unchanged since it read the answers, so nothing is missed, and a
+    row left behind by a crashed worker is picked up again by the periodic reconcile.
+    """
+
+    class Target(models.TextChoices):
+        SOFT_LABELS = "soft_labels", "Soft labels of a stimulus"
+        STUDY_ANALYSIS = "study_analysis", "Interface analyses of a study"
+
+    target = models.CharField(max_length=16, choices=Target.choices)
+    # A Stimulus id (soft labels) or a Study id (analyses); a row whose object is gone is dropped.
+    object_id = models.BigIntegerField()
+    version = models.PositiveIntegerField(default=1)
+    # When the target first went stale since its last refresh (not bumped by later answers).
+    requested_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["target", "object_id"], name="pending_recompute_unique")
+        ]
+        indexes = [models.Index(fields=["requested_at"], name="pending_recompute_age")]
+
+    def __str__(self) -> str:
+        return f"{self.target}:{self.object_id}@{self.version}"

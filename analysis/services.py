@@ -289,7 +289,7 @@ def study_analysis_recompute(*, study: Study) -> int:
     reads every committed response. Old rows are replaced, so running it twice changes nothing.
     Returns the number of result rows.
     """
-    Study.objects.select_for_update().filter(id=study.id).first()
+    lock_objects.study_qs_select_for_update_no_key(study_id=study.id).first()
     responses = list(selectors.interface_responses(study=study))
     ttype = study.trial_type
     if ttype == Study.TrialType.MIXING_FACTOR:

@@ -3,18 +3,36 @@ from django.db import OperationalError
 
 from elicitation.models import Stimulus, Study
 
+# Retry only what a database restart or failover raises; a bug must fail loudly, not loop.
+_RETRY = {"autoretry_for": (OperationalError,), "max_retries": 3, "retry_backoff": True}
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+
+@shared_task(acks_late=True, **_RETRY)
 def soft_label_recompute(stimulus_id: int) -> None:
-    """Recompute a stimulus's stored soft labels from its responses (idempotent)."""
-    from analysis import services  # local import: elicitation.services imports this module
+    """Bring a stimulus's stored soft labels up to date with its responses (idempotent).
 
+    Answers that arrive while it runs are picked up by its next round (recompute_services);
+    a stimulus still busy after a few rounds is handed to a new task at the back of the queue,
+    so one hot stimulus cannot hold a worker.
+    """
+    from analysis import recompute_services, services  # local: services import elicitation
+
+    target = recompute_services.Target.SOFT_LABELS
     stimulus = Stimulus.objects.select_related("study").filter(id=stimulus_id).first()
-    if stimulus is not None:
-        services.soft_label_recompute(stimulus=stimulus)
+    if stimulus is None:
+        recompute_services.pending_drop(target=target, object_id=stimulus_id)
+        return
+    busy = recompute_services.pending_refresh(
+        target=target,
+        object_id=stimulus_id,
+        refresh=lambda: services.soft_label_recompute(stimulus=stimulus),
+        rounds=recompute_services.SOFT_LABEL_ROUNDS,
+    )
+    if busy:
+        soft_label_recompute.delay(stimulus_id)
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+@shared_task(acks_late=True, **_RETRY)
 def study_aggregate(study_id: int, method_name: str, params: dict[str, object]) -> None:
     from analysis import services
     from analysis.aggregation import Method
@@ -24,14 +42,44 @@ def study_aggregate(study_id: int, method_name: str, params: dict[str, object]) 
         services.study_aggregate(study=study, method=Method.from_params(method_name, params))
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), max_retries=3, retry_backoff=True)
+@shared_task(acks_late=True, **_RETRY)
 def study_analysis_recompute(study_id: int) -> None:
-    """Recompute the study's interface analyses (B–F) from its stored responses (idempotent)."""
-    from analysis import services
+    """Recompute the study's interface analyses (B–F) from its stored responses (idempotent).
 
+    Debounced (recompute_services.STUDY_ANALYSIS_DEBOUNCE_S): answers that arrived during the
+    recompute schedule one more, a debounce interval later, instead of one each.
+    """
+    from analysis import recompute_services, services
+
+    target = recompute_services.Target.STUDY_ANALYSIS
     study = Study.objects.filter(id=study_id).first()
-    if study is not None:
-        services.study_analysis_recompute(study=study)
+    if study is None:
+        recompute_services.pending_drop(target=target, object_id=study_id)
+        return
+    busy = recompute_services.pending_refresh(
+        target=target,
+        object_id=study_id,
+        refresh=lambda: services.study_analysis_recompute(study=study),
+        rounds=1,
+    )
+    if busy:
+        study_analysis_recompute.apply_async(
+            (study_id,), countdown=recompute_services.STUDY_ANALYSIS_DEBOUNCE_S
+        )
+
+
+@shared_task(acks_late=True, **_RETRY)
+def pending_recomputes_reconcile() -> int:
+    """Periodic (CELERY_BEAT_SCHEDULE): re-enqueue refreshes lost with a crashed worker."""
+    from analysis import recompute_services
+
+    lost = recompute_services.pending_reconcile()
+    for target, object_id in lost:
+        if target == recompute_services.Target.SOFT_LABELS:
+            soft_label_recompute.delay(object_id)
+        else:
+            study_analysis_recompute.delay(object_id)
+    return len(lost)
 
 
 # Exports of large studies outlast the default limits (CELERY_TASK_SOFT_TIME_LIMIT, 5 minutes).

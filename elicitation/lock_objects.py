@@ -2,12 +2,22 @@
 
 from django.db.models import QuerySet
 
-from elicitation.models import Batch, Participant, Stimulus
+from elicitation.models import Batch, Participant, Stimulus, Study
 
 
 def participant_qs_select_for_update(*, participant_id: int) -> QuerySet[Participant]:
     # Serialises one participant's concurrent requests (double clicks, retries, two tabs).
     return Participant.objects.select_for_update().filter(id=participant_id)
+
+
+def participant_qs_select_for_update_by_token(*, token: str) -> QuerySet[Participant]:
+    # The submit path's only read of the participant: fetched, with its study, and locked in one
+    # statement. Only the participant row is locked (OF self): studies are read by everyone.
+    return (
+        Participant.objects.select_for_update(of=("self",))
+        .select_related("study")
+        .filter(token=token)
+    )
 
 
 def batch_qs_select_for_update(*, batch_id: int, skip_locked: bool) -> QuerySet[Batch]:
@@ -19,4 +29,12 @@ def batch_qs_select_for_update(*, batch_id: int, skip_locked: bool) -> QuerySet[
 def stimulus_qs_select_for_update(*, stimulus_id: int) -> QuerySet[Stimulus]:
     # Serialises recomputes of one stimulus's labels: the one that gets the lock last reads every
     # committed response, so an older recompute can never overwrite a newer one.
-    return Stimulus.objects.select_for_update().filter(id=stimulus_id)
+    # NO KEY UPDATE, not UPDATE: a new response checks its foreign key to the stimulus with FOR
+    # KEY SHARE when it commits, which a plain FOR UPDATE would block for the whole recompute.
+    return Stimulus.objects.select_for_update(no_key=True).filter(id=stimulus_id)
+
+
+def study_qs_select_for_update_no_key(*, study_id: int) -> QuerySet[Study]:
+    # Serialises recomputes of one study's analyses; NO KEY UPDATE for the reason above (every
+    # response references its study).
+    return Study.objects.select_for_update(no_key=True).filter(id=study_id)

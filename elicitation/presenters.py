@@ -81,13 +81,15 @@ def session_state(*, participant: Participant) -> dict[str, Any]:
     trial = None
     next_image_url = None
     if stage == Participant.Stage.TRIALS:
-        current = selectors.trial_get_next(participant=participant)
-        if current is not None:
-            trial = trial_state(current)
-            following = selectors.trial_get_following(trial=current)
-            if following is not None:
-                next_image_url = stimulus_image_url(following.stimulus)
-    progress = selectors.participant_progress(participant=participant)
+        ahead = selectors.trials_ahead(participant=participant)
+        progress = selectors.Progress(answered=ahead.answered, total=ahead.total)
+        if ahead.current is not None:
+            ahead.current.participant = participant  # trial_view reads the study through it
+            trial = trial_state(ahead.current)
+            if ahead.following is not None:
+                next_image_url = stimulus_image_url(ahead.following.stimulus)
+    else:
+        progress = selectors.participant_progress(participant=participant)
     completion = None
     if stage == Participant.Stage.COMPLETED:
         completion = {

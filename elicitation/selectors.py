@@ -2,7 +2,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Window
 
 from elicitation.defaults import study_settings_defaults
 from elicitation.models import (
@@ -87,16 +87,6 @@ def trial_get_next(*, participant: Participant) -> Trial | None:
     )
 
 
-def trial_get_following(*, trial: Trial) -> Trial | None:
-    """The trial after `trial`, for preloading its image."""
-    return (
-        Trial.objects.filter(participant_id=trial.participant_id, position__gt=trial.position)
-        .select_related("stimulus")
-        .order_by("position")
-        .first()
-    )
-
-
 @dataclass(frozen=True)
 class Progress:
     answered: int
@@ -112,6 +102,62 @@ def participant_progress(*, participant: Participant) -> Progress:
         total=Count("id"), answered=Count("id", filter=Q(response__isnull=False))
     )
     return Progress(answered=counts["answered"], total=counts["total"])
+
+
+@dataclass(frozen=True)
+class TrialsAhead:
+    """Where a participant in the trials stands, read in one statement (the hot path)."""
+
+    current: Trial | None
+    following: Trial | None
+    answered: int
+    total: int
+
+
+def trials_ahead(*, participant: Participant) -> TrialsAhead:
+    """The first two unanswered trials (by position) with the progress counts, in one query.
+
+    The window count is taken before LIMIT, so it counts every unanswered trial; the total comes
+    from a scalar subquery. With nothing left to answer the progress needs a second query, which
+    only happens once the trials are over.
+    """
+    total = (
+        Trial.objects.filter(participant_id=OuterRef("participant_id"))
+        .order_by()
+        .values("participant_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    rows = list(
+        Trial.objects.filter(participant_id=participant.id, response__isnull=True)
+        .select_related("stimulus")
+        .annotate(n_open=Window(Count("id")), n_total=Subquery(total))
+        .order_by("position")[:2]
+    )
+    if not rows:
+        progress = participant_progress(participant=participant)
+        return TrialsAhead(None, None, progress.answered, progress.total)
+    first = rows[0]
+    return TrialsAhead(
+        current=first,
+        following=rows[1] if len(rows) > 1 else None,
+        answered=first.n_total - first.n_open,
+        total=first.n_total,
+    )
+
+
+def trials_open_or_keyed(*, participant_id: int, client_key: str) -> list[Trial]:
+    """For a submit: the trial already answered with `client_key` (if it is this participant's),
+    then the first two unanswered trials, by position, each with its response; one query.
+
+    Trials are answered in order, so an answered trial always comes before the unanswered ones.
+    """
+    return list(
+        Trial.objects.filter(participant_id=participant_id)
+        .filter(Q(response__isnull=True) | Q(response__client_key=client_key))
+        .select_related("response")
+        .order_by("position")[:3]
+    )
 
 
 def response_get_by_client_key(*, client_key: str) -> Response | None:
@@ -163,10 +209,14 @@ def iri_row_counts(*, stimuli: list[Stimulus]) -> dict[int, int]:
     return {r["stimulus_id"]: r["n"] for r in rows}
 
 
-def iri_row_targets(*, stimulus: Stimulus) -> list[int]:
+def iri_row_targets(*, stimulus_id: int) -> list[int]:
     """For a clustering set, the true column (target index) of each IRI row, by row index."""
-    rows = StimulusImage.objects.filter(stimulus=stimulus, role="row").order_by("index")
-    return [int(r.meta["target"]) for r in rows]
+    metas = (
+        StimulusImage.objects.filter(stimulus_id=stimulus_id, role="row")
+        .order_by("index")
+        .values_list("meta", flat=True)
+    )
+    return [int(meta["target"]) for meta in metas]
 
 
 def frame_get_public(*, public_id: str) -> StimulusImage:

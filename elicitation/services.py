@@ -11,8 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from analysis.tasks import soft_label_recompute as soft_label_recompute_task
-from analysis.tasks import study_analysis_recompute as study_analysis_recompute_task
+from analysis import recompute_services
 from elicitation import displays, lock_objects, payloads, selectors
 from elicitation.models import (
     Batch,
@@ -343,17 +342,25 @@ def trials_build(*, participant: Participant, batch: Batch) -> list[Trial]:
     )
 
 
-@transaction.atomic
 def participant_touch(*, participant: Participant) -> Participant:
-    """A returning participant who still holds a slot keeps it: their lease is renewed."""
-    if participant.stage in Participant.HOLDING_STAGES:
+    """A returning participant who still holds a slot keeps it: their lease is renewed.
+
+    Only once less than half of the lease is left: the browser reads the session between every
+    two trials, and a write on each read would double the cost of the hot path for nothing.
+    """
+    if participant.stage not in Participant.HOLDING_STAGES:
+        return participant
+    lease = _lease(participant.study)
+    now = timezone.now()
+    expires = participant.lease_expires_at
+    if expires is None or expires - now < lease / 2:
+        participant.lease_expires_at = now + lease
         Participant.objects.filter(id=participant.id, stage__in=Participant.HOLDING_STAGES).update(
-            lease_expires_at=timezone.now() + _lease(participant.study)
+            lease_expires_at=participant.lease_expires_at
         )
     return participant
 
 
-@transaction.atomic
 def response_record(
     *,
     participant: Participant,
@@ -362,72 +369,127 @@ def response_record(
     rt_ms: int,
     answer: Any,
 ) -> tuple[Response, bool]:
+    """Store one answer exactly once. Returns (response, created); see response_record_by_token.
+
+    For callers that hold the participant already (tests, tools); the API uses the token form,
+    which saves the extra read.
+    """
+    return response_record_by_token(
+        token=str(participant.token),
+        trial_id=trial_id,
+        client_key=client_key,
+        rt_ms=rt_ms,
+        answer=answer,
+    )
+
+
+@transaction.atomic
+def response_record_by_token(
+    *,
+    token: str,
+    trial_id: int,
+    client_key: uuid.UUID,
+    rt_ms: int,
+    answer: Any,
+) -> tuple[Response, bool]:
     """Store one answer exactly once. Returns (response, created).
 
     A repeated submit with the same client_key (retry, double click, refresh mid-request)
-    returns the stored response and writes nothing. The participant row is locked so that two
+    returns the stored response and writes nothing. The participant row is locked first, so two
     concurrent submits are serialised and the second one finds the first one's response.
+
+    This is the platform's hot path, so it reads as little as it can: the locked participant
+    with its study, then one query for the keyed and the next two open trials; one INSERT, one
+    UPDATE of the participant and one stale-mark upsert. Field checks run in Python
+    (clean_fields); the foreign keys and CheckConstraints are left to PostgreSQL, which enforces
+    them on the INSERT anyway (full_clean would re-check each with a query).
     """
-    existing = selectors.response_get_by_client_key(client_key=str(client_key))
-    if existing is None:
-        participant = _lock(participant)
-        existing = selectors.response_get_by_client_key(client_key=str(client_key))
-    if existing is not None:
-        if existing.participant_id != participant.id:
-            raise ApplicationError("This client_key was used by another session.", status=409)
-        if existing.trial_id != trial_id:
+    participant = _participant_locked(token)
+    key = str(client_key)
+    trials = selectors.trials_open_or_keyed(participant_id=participant.id, client_key=key)
+    keyed = next((t for t in trials if _response_of(t) is not None), None)
+    if keyed is not None:
+        existing = _response_of(keyed)
+        assert existing is not None
+        if keyed.id != trial_id:
             raise ApplicationError(
                 "This client_key was already used for another trial.", status=409
             )
         return existing, False
+    _require_stage(participant, Stage.TRIALS)
+    open_trials = [t for t in trials if _response_of(t) is None]
+    current = open_trials[0] if open_trials else None
+    if current is None or current.id != trial_id:
+        _refuse_out_of_turn(participant, trial_id, current)
+    assert current is not None
+    study = participant.study
+    response = Response(
+        trial_id=current.id,
+        study_id=study.id,
+        participant_id=participant.id,
+        stimulus_id=current.stimulus_id,
+        kind=current.kind,
+        position=current.position,
+        client_key=client_key,
+        rt_ms=rt_ms,
+        raw=answer,
+        display=current.display,
+    )
+    for field, value in answer_parse(study=study, trial=current, answer=answer).items():
+        setattr(response, field, value)
+    response.clean_fields(exclude=["trial", "study", "participant", "stimulus"])
+    try:
+        # No savepoint (two more statements): on a conflict the whole submit is refused, and
+        # leaving this atomic block by an exception rolls all of it back.
+        response.save(force_insert=True)
+    except IntegrityError as exc:
+        # The only unique key a valid submit can hit here: another session's client_key.
+        raise ApplicationError("This client_key was used by another session.", status=409) from exc
 
-    trial = Trial.objects.select_related("stimulus").filter(id=trial_id).first()
+    participant.lease_expires_at = timezone.now() + _lease(study)
+    fields = ["lease_expires_at", "updated_at"]
+    if len(open_trials) == 1:  # that was the last one
+        participant.stage = Stage.DEBRIEF
+        fields.append("stage")
+    participant.save(update_fields=fields)
+    recompute_services.results_mark_stale(
+        trial_type=study.trial_type, study_id=study.id, stimulus_id=current.stimulus_id
+    )
+    return response, True
+
+
+def _participant_locked(token: str) -> Participant:
+    try:
+        uuid.UUID(token)
+    except ValueError:
+        raise ApplicationError("No session with this token.", status=404) from None
+    participant = lock_objects.participant_qs_select_for_update_by_token(token=token).first()
+    if participant is None:
+        raise ApplicationError("No session with this token.", status=404)
+    return participant
+
+
+def _response_of(trial: Trial) -> Response | None:
+    try:
+        return trial.response
+    except Response.DoesNotExist:
+        return None
+
+
+def _refuse_out_of_turn(participant: Participant, trial_id: int, current: Trial | None) -> None:
+    """Raise the right refusal for a submit to a trial that is not the current one."""
+    trial = Trial.objects.filter(id=trial_id).only("participant_id", "position").first()
     if trial is None:
         raise ApplicationError("No such trial.", {"trial": trial_id}, status=404)
     if trial.participant_id != participant.id:
         raise ApplicationError("This trial belongs to another session.", status=403)
-    _require_stage(participant, Stage.TRIALS)
-    current = selectors.trial_get_next(participant=participant)
-    if current is None or current.id != trial.id:
-        raise ApplicationError(
-            "This trial was already answered."
-            if current is None or current.position > trial.position
-            else "This is not the current trial.",
-            {"current_trial": current.id if current else None},
-            status=409,
-        )
-    study = participant.study
-    response = Response(
-        trial=trial,
-        study=study,
-        participant=participant,
-        stimulus=trial.stimulus,
-        kind=trial.kind,
-        position=trial.position,
-        client_key=client_key,
-        rt_ms=rt_ms,
-        raw=answer,
-        display=trial.display,
+    raise ApplicationError(
+        "This trial was already answered."
+        if current is None or current.position > trial.position
+        else "This is not the current trial.",
+        {"current_trial": current.id if current else None},
+        status=409,
     )
-    for field, value in answer_parse(study=study, trial=trial, answer=answer).items():
-        setattr(response, field, value)
-    response.full_clean(validate_unique=False)
-    response.save()
-
-    participant.lease_expires_at = timezone.now() + _lease(study)
-    fields = ["lease_expires_at", "updated_at"]
-    if selectors.trial_get_next(participant=participant) is None:
-        participant.stage = Stage.DEBRIEF
-        fields.append("stage")
-    participant.save(update_fields=fields)
-
-    if study.trial_type == Study.TrialType.CATEGORICAL:
-        stimulus_id = trial.stimulus_id
-        transaction.on_commit(lambda: soft_label_recompute_task.delay(stimulus_id))
-    else:
-        study_id = study.id
-        transaction.on_commit(lambda: study_analysis_recompute_task.delay(study_id))
-    return response, True
 
 
 def answer_parse(*, study: Study, trial: Trial, answer: Any) -> dict[str, Any]:
@@ -453,7 +515,7 @@ def answer_parse(*, study: Study, trial: Trial, answer: Any) -> dict[str, Any]:
     elif ttype == Study.TrialType.IRI_2AFC:
         value = payloads.parse_iri_2afc(answer, trial.display)
     elif ttype == Study.TrialType.IRI_CLUSTER:
-        targets = selectors.iri_row_targets(stimulus=trial.stimulus)
+        targets = selectors.iri_row_targets(stimulus_id=trial.stimulus_id)
         value = payloads.parse_iri_cluster(answer, trial.display, targets)
     else:
         raise ApplicationError(f"Trial type {ttype!r} has no answer parser.")

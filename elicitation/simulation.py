@@ -140,7 +140,7 @@ def plausible_answer(rng: random.Random, trial_id: int, view: dict[str, Any]) ->
         return {"choice": "left" if placement[0] == wanted else "right"}
     if "row_urls" in view:  # F
         columns, rows = display.get("columns", [0, 1, 2]), display.get("rows", [])
-        targets = selectors.iri_row_targets(stimulus=s) if s is not None else []
+        targets = selectors.iri_row_targets(stimulus_id=s.id) if s is not None else []
         picks = []
         for i in range(len(view["row_urls"])):
             row = rows[i] if i < len(rows) else {"kind": "iri", "index": i}

@@ -2,10 +2,12 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connections
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from hmix_site.common.exceptions import ApplicationError
 
@@ -31,7 +33,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     Django's ValidationError and PermissionDenied are translated first so that services can raise
     them without knowing about DRF.
     """
+    if getattr(context.get("view"), "non_atomic_request", False):
+        # DRF marks the innermost open transaction for rollback; a view that opened none (its
+        # service's own transaction has already rolled back) must not mark an enclosing one
+        # that is not the request's (a test's transaction, for instance).
+        marks = {db.alias: db.needs_rollback for db in connections.all(initialized_only=True)}
+        try:
+            return _error_response(exc, context)
+        finally:
+            for db in connections.all(initialized_only=True):
+                db.needs_rollback = marks.get(db.alias, db.needs_rollback)
+    return _error_response(exc, context)
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
+        # As DRF does for its own errors: a refused request writes nothing (ATOMIC_REQUESTS).
+        set_rollback()
         return Response({"message": exc.message, "extra": exc.extra}, status=exc.status)
     if isinstance(exc, DjangoValidationError):
         detail = (

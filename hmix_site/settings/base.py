@@ -159,6 +159,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "elicitation.tasks.participant_leases_reclaim",
         "schedule": crontab(minute="*"),
     },
+    # Every minute: https://crontab.guru/#*_*_*_*_* (refreshes lost with a killed worker wait
+    # no longer than this plus analysis.recompute_services.RECONCILE_AFTER)
+    "reconcile-pending-recomputes": {
+        "task": "analysis.tasks.pending_recomputes_reconcile",
+        "schedule": crontab(minute="*"),
+    },
     # Every 10 minutes: https://crontab.guru/#*/10_*_*_*_*
     "fail-jobs-of-crashed-workers": {
         "task": "jobs.tasks.jobs_fail_stale",

@@ -64,6 +64,7 @@ def test_returning_before_reclaim_keeps_the_batch_and_renews_the_lease(
     study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
     p = start_in_trials(study, "back")
     Participant.objects.filter(id=p.id).update(lease_expires_at=timezone.now() + timedelta(0, 5))
+    p.refresh_from_db()  # the touch decides from the row as read, like the views' fresh read
     # when they come back (the page or the API touches the session)
     services.participant_touch(participant=p)
     reclaimed = services.participant_leases_reclaim(now=timezone.now() + timedelta(0, 60))
