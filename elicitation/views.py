@@ -203,7 +203,12 @@ def debrief_submit(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 @cache_control(max_age=86400, private=True)
 def stimulus_image(request: HttpRequest, public_id: str) -> FileResponse:
-    """Stimulus images by opaque id, so the URL reveals nothing about classes or λ."""
+    """Stimulus images by opaque id, so the URL reveals nothing about classes or λ.
+
+    Streamed from the media storage even when that is a bucket (HMIX_S3_BUCKET): a redirect to
+    a presigned URL would show participants the bucket and object name, need the bucket to be
+    reachable from their browsers, and expire while the day-long cache still held it.
+    """
     try:
         stimulus = selectors.stimulus_get_public(public_id=public_id)
     except (Stimulus.DoesNotExist, ValidationError) as exc:

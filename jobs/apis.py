@@ -58,4 +58,6 @@ class JobDownloadApi(APIView):
         if job.status != Job.Status.DONE or not job.result:
             raise Http404("This job has no result (yet).")
         name = job.result.name.rsplit("/", 1)[-1]
+        # Through the app from any storage (a bucket too): each download is checked against
+        # the job's owner, and the bucket never has to be reachable from researchers' machines.
         return FileResponse(job.result.open("rb"), as_attachment=True, filename=name)

@@ -80,6 +80,24 @@ def test_compose_shares_the_media_volume_between_web_and_worker() -> None:
     assert services["web"]["command"].startswith('sh -c "python manage.py migrate --noinput')
 
 
+def test_compose_keeps_media_on_the_volume_until_a_bucket_is_set() -> None:
+    # given
+    example = (BASE_DIR / ".env.example").read_text()
+    # when
+    values = dict(re.findall(r"^(HMIX_S3_[A-Z_]+)=(.*)$", example, re.M))
+    # then every S3 variable reaches web and worker through .env, the bucket left empty
+    assert values == {
+        "HMIX_S3_BUCKET": "",
+        "HMIX_S3_ENDPOINT_URL": "",
+        "HMIX_S3_REGION": "",
+        "HMIX_S3_ACCESS_KEY_ID": "",
+        "HMIX_S3_SECRET_ACCESS_KEY": "",
+        "HMIX_S3_PREFIX": "",
+        "HMIX_S3_ADDRESSING_STYLE": "",
+    }
+    assert _compose()["x-app"]["env_file"] == ".env"
+
+
 def test_dockerfile_runs_as_a_non_root_user() -> None:
     # when
     lines = (BASE_DIR / "Dockerfile").read_text().splitlines()

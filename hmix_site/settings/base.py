@@ -5,6 +5,7 @@ from datetime import timedelta
 from celery.schedules import crontab
 
 from hmix_site.env import BASE_DIR, env
+from hmix_site.storage import FILE_SYSTEM_STORAGE, s3_storage
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-only-key-change-me")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -97,8 +98,25 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env.path("HMIX_MEDIA_ROOT", default=BASE_DIR / "media")
+# Media (image sets' source images, stimulus images, jobs' uploads and results). Without a
+# bucket they are files under MEDIA_ROOT, which web and worker must share (one machine, or one
+# volume). With one they are private objects in S3-compatible storage that every web and worker
+# host reads and writes, so hosts can be added on other machines.
+HMIX_S3_BUCKET = env.str("HMIX_S3_BUCKET", default="")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        s3_storage(
+            bucket=HMIX_S3_BUCKET,
+            endpoint_url=env.str("HMIX_S3_ENDPOINT_URL", default=""),
+            region=env.str("HMIX_S3_REGION", default=""),
+            access_key_id=env.str("HMIX_S3_ACCESS_KEY_ID", default=""),
+            secret_access_key=env.str("HMIX_S3_SECRET_ACCESS_KEY", default=""),
+            prefix=env.str("HMIX_S3_PREFIX", default=""),
+            addressing_style=env.str("HMIX_S3_ADDRESSING_STYLE", default=""),
+        )
+        if HMIX_S3_BUCKET
+        else FILE_SYSTEM_STORAGE
+    ),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
