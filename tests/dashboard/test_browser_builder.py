@@ -1,6 +1,7 @@
-"""The whole researcher journey in a real headless Chromium: from a zip of drawings (stored by
-a job, as is the generation of the stimuli; eager Celery tasks here) to a launched study (with a preview trial on the way that stores nothing), then simulated
-participants, the live monitor, a plot, and a downloaded export."""
+"""The whole researcher journey in a real headless Chromium: from a zip of drawings to a
+launched study (the upload and the stimulus generation run as jobs, eager Celery tasks here;
+a preview trial on the way stores nothing), then simulated participants, the live monitor, a
+plot, and a downloaded export."""
 
 import csv
 import io
