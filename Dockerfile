@@ -31,5 +31,6 @@ RUN pip install --no-deps --editable . \
 USER hmix
 
 EXPOSE 8000
-# Gunicorn takes its worker count from WEB_CONCURRENCY (see .env.example).
-CMD ["gunicorn", "hmix_site.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# gunicorn.conf.py holds the server settings, each explained (sizes from WEB_CONCURRENCY and
+# GUNICORN_* in the environment, see .env.example).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "hmix_site.wsgi"]

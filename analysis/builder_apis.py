@@ -12,8 +12,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis.apis import StudyDetailApi, StudyListApi, study_for_researcher
-from elicitation import builder_services, imaging, selectors, services, stimulus_services, uploads
+from elicitation import (
+    builder_job_services,
+    builder_services,
+    imaging,
+    selectors,
+    services,
+    uploads,
+)
 from elicitation.models import ImageSet, Study
+from jobs.apis import JobOutputSerializer
+from jobs.models import Job
 
 
 # Refuses fields it does not know: a misspelt field must not be silently ignored. (A comment,
@@ -28,6 +37,15 @@ class StrictSerializer(serializers.Serializer):
 
 def _upload_error(field: str, exc: imaging.ImageImportError) -> serializers.ValidationError:
     return serializers.ValidationError({field: f"Nothing was imported: {exc}"})
+
+
+def _job_accepted(job: Job) -> Response:
+    """202 with the queued job, as the export and legacy-import endpoints answer."""
+    return Response(
+        JobOutputSerializer(job).data,
+        status=status.HTTP_202_ACCEPTED,
+        headers={"Location": f"/api/jobs/{job.public_id}/"},
+    )
 
 
 class InstructionPageSerializer(serializers.Serializer):
@@ -276,13 +294,17 @@ class ImageSetCreateApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
-        responses={201: ImageSetOutputSerializer},
-        summary="Upload base images: a zip of class folders, or CIFAR-10 batch files",
+        responses={202: JobOutputSerializer},
+        summary="Upload base images: a zip of class folders, or CIFAR-10 batch files (a job)",
         description=(
             "Only real images are stored (PNG, JPEG, BMP, WebP), each file at most "
             "HMIX_MAX_UPLOAD_BYTES, each image at most HMIX_MAX_IMAGE_PIXELS pixels (checked on "
-            "the header, so decompression bombs are refused undecoded). Any problem: 400 naming "
-            "the file, and nothing is stored."
+            "the header, so decompression bombs are refused undecoded). The upload is checked "
+            "at once (name, size, zip layout, every image's header; CIFAR batches in full): any "
+            "problem answers 400 naming the file, and nothing is stored. Otherwise the answer "
+            "is 202 with a job that a worker runs: poll /api/jobs/<id>/ until it is done "
+            "(its result is a JSON summary of the new image set) or failed (an image broken "
+            "inside its pixel data; nothing is stored)."
         ),
         examples=[
             OpenApiExample(
@@ -296,30 +318,17 @@ class ImageSetCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        limits = uploads.upload_limits()
-        try:
-            if data["source"] == "zip":
-                images = uploads.images_from_zip(data["zip_file"], limits=limits)
-                source = ImageSet.Source.FOLDER
-            else:
-                images = uploads.images_from_cifar(
-                    data["cifar_files"],
-                    meta=data.get("cifar_meta"),
-                    limit_per_class=data.get("limit_per_class"),
-                    limits=limits,
-                )
-                source = ImageSet.Source.CIFAR10
-        except imaging.ImageImportError as exc:
-            raise _upload_error(
-                "zip_file" if data["source"] == "zip" else "cifar_files", exc
-            ) from exc
-        image_set = stimulus_services.image_set_create(
-            name=data["name"], source=source, images=images, owner_id=request.user.pk
+        assert request.user.pk is not None  # IsAuthenticated
+        job = builder_job_services.image_upload_job_create(
+            owner_id=request.user.pk,
+            name=data["name"],
+            source=data["source"],
+            zip_file=data.get("zip_file"),
+            cifar_files=data.get("cifar_files") or (),
+            cifar_meta=data.get("cifar_meta"),
+            limit_per_class=data.get("limit_per_class"),
         )
-        return Response(
-            _image_set_data(image_set, request.user.pk, len(images)),
-            status=status.HTTP_201_CREATED,
-        )
+        return _job_accepted(job)
 
 
 # One URL, two operations: GET lists the image sets you can use, POST uploads one.
@@ -407,22 +416,18 @@ class StimuliGenerateApi(APIView):
         )
         seed = serializers.IntegerField(default=0)
 
-    class OutputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "StimuliGenerateOutput"
-
-        created = serializers.IntegerField(help_text="New stimuli (existing keys are skipped).")
-        total = serializers.IntegerField()
-        classes = serializers.ListField(child=serializers.CharField())
-
     @extend_schema(
         request=InputSerializer,
-        responses={201: OutputSerializer},
-        summary="Generate the study's stimuli from an image set (draft studies only)",
+        responses={202: JobOutputSerializer},
+        summary="Generate the study's stimuli from an image set (draft studies only; a job)",
         description=(
             "Categorical and mixing-factor studies get mixup images for n_pairs image pairs × "
             "every λ; construct- and select-midpoint studies get 11-step midpoint series of "
-            "n_pairs pairs. Class pairs are spread evenly. Repeating a call adds nothing."
+            "n_pairs pairs. Class pairs are spread evenly. The request is checked at once (400 "
+            "or 409 naming the problem, nothing written); then a worker renders the stimuli: "
+            "the answer is 202 with the job to poll at /api/jobs/<id>/. A done job's result is "
+            "a JSON summary (created, total, classes, keys); a failed one wrote nothing. "
+            "Repeating a call adds nothing."
         ),
         examples=[
             OpenApiExample(
@@ -456,21 +461,17 @@ class StimuliGenerateApi(APIView):
             raise serializers.ValidationError(
                 {"image_set": f"No image set {data['image_set']!r} that you can use."}
             ) from exc
-        created = builder_services.study_stimuli_generate(
+        assert request.user.pk is not None  # IsAuthenticated
+        job = builder_job_services.stimuli_generate_job_create(
             study=study,
             image_set=image_set,
+            owner_id=request.user.pk,
             n_pairs=data["n_pairs"],
             lambdas=data["lambdas"],
             plain_per_class=data["plain_per_class"],
             seed=data["seed"],
         )
-        study.refresh_from_db()
-        out = {
-            "created": len(created),
-            "total": selectors.stimulus_list(study=study).count(),
-            "classes": study.classes,
-        }
-        return Response(self.OutputSerializer(out).data, status=status.HTTP_201_CREATED)
+        return _job_accepted(job)
 
 
 class BatchesBuildApi(APIView):

@@ -3,13 +3,15 @@ participant journey that records nothing. Forms parse, the builder services writ
 page checks that the user is a researcher of the study (403 otherwise)."""
 
 import json
+import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -18,19 +20,21 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from dashboard import builder_forms, preview
 from dashboard.views import _study
 from elicitation import (
+    builder_job_services,
     builder_services,
     imaging,
     presenters,
     selectors,
     services,
-    stimulus_services,
     uploads,
 )
 from elicitation.apis import ResponseCreateApi
 from elicitation.forms import ComprehensionForm, ConsentForm
-from elicitation.models import ImageSet, Participant, Stimulus, Study
+from elicitation.models import Participant, Stimulus, Study
 from elicitation.views import TEMPLATES
 from hmix_site.common.exceptions import ApplicationError
+from jobs import selectors as jobs_selectors
+from jobs.models import Job
 
 THUMBNAILS = 8
 
@@ -120,32 +124,27 @@ def study_build(request: HttpRequest, slug: str) -> HttpResponse:
 # --- images --------------------------------------------------------------------------------
 
 
-def _image_upload(request: HttpRequest, form: builder_forms.ImageUploadForm) -> ImageSet | None:
+def _image_upload(request: HttpRequest, form: builder_forms.ImageUploadForm) -> Job | None:
+    """The upload checked and queued as a job, or None with the problems on the form."""
     data = form.cleaned_data
-    limits = uploads.upload_limits()
+    assert request.user.pk is not None  # login_required
     try:
-        if data["source"] == "zip":
-            images = uploads.images_from_zip(data["zip_file"], limits=limits)
-            source = ImageSet.Source.FOLDER
-        else:
-            images = uploads.images_from_cifar(
-                data["cifar_files"],
-                meta=data["cifar_meta"],
-                limit_per_class=data["limit_per_class"],
-                limits=limits,
-            )
-            source = ImageSet.Source.CIFAR10
-    except imaging.ImageImportError as exc:
-        field = "zip_file" if data["source"] == "zip" else "cifar_files"
-        form.add_error(field, f"Nothing was imported: {exc}")
-        return None
-    try:
-        return stimulus_services.image_set_create(
-            name=data["name"], source=source, images=images, owner_id=request.user.pk
+        return builder_job_services.image_upload_job_create(
+            owner_id=request.user.pk,
+            name=data["name"],
+            source=data["source"],
+            zip_file=data["zip_file"],
+            cifar_files=data["cifar_files"],
+            cifar_meta=data["cifar_meta"],
+            limit_per_class=data["limit_per_class"],
         )
     except ValidationError as exc:
         _add_errors(form, exc)
         return None
+
+
+def _job_url(study: Study, job: Job) -> str:
+    return reverse("dashboard:build-job", kwargs={"slug": study.slug, "job_id": job.public_id})
 
 
 def _iri_upload(study: Study, form: builder_forms.IriUploadForm) -> list[Stimulus] | None:
@@ -197,16 +196,9 @@ def study_images(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         upload_form = builder_forms.ImageUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST":
-            image_set = _image_upload(request, upload_form) if upload_form.is_valid() else None
-            if image_set is not None:
-                messages.success(
-                    request,
-                    f"Imported {image_set.images.count()} images of {len(image_set.classes)} "
-                    f"classes into {image_set.name!r}: {', '.join(image_set.classes)}.",
-                )
-                return HttpResponseRedirect(
-                    f"{_build_url('build-stimuli', study)}?image_set={image_set.name}"
-                )
+            job = _image_upload(request, upload_form) if upload_form.is_valid() else None
+            if job is not None:
+                return HttpResponseRedirect(_job_url(study, job))
             status = 400
     limits = uploads.upload_limits()
     context = {
@@ -240,10 +232,12 @@ def study_stimuli(request: HttpRequest, slug: str) -> HttpResponse:
         if request.method == "POST":
             if form.is_valid():
                 data = form.cleaned_data
+                assert request.user.pk is not None  # login_required
                 try:
-                    created = builder_services.study_stimuli_generate(
+                    job = builder_job_services.stimuli_generate_job_create(
                         study=study,
                         image_set=data["image_set"],
+                        owner_id=request.user.pk,
                         n_pairs=data["n_pairs"],
                         lambdas=data.get("lambdas") or (),
                         plain_per_class=data.get("plain_per_class") or 0,
@@ -254,21 +248,67 @@ def study_stimuli(request: HttpRequest, slug: str) -> HttpResponse:
                 except ApplicationError as exc:
                     form.add_error(None, exc.message)
                 else:
-                    total = selectors.stimulus_list(study=study).count()
-                    messages.success(
-                        request, f"Generated {len(created)} new stimuli ({total} in total)."
-                    )
-                    return HttpResponseRedirect(_build_url("build-stimuli", study))
+                    return HttpResponseRedirect(_job_url(study, job))
             status = 400
     elif request.method == "POST":
         return HttpResponseRedirect(_build_url("build-images", study))
+    running = (
+        jobs_selectors.job_list_for_user(user_id=request.user.pk)
+        .filter(
+            study=study,
+            kind=Job.Kind.GENERATE_STIMULI,
+            status__in=[Job.Status.PENDING, Job.Status.RUNNING],
+        )
+        .first()
+    )
     context = {
         "study": study,
         "form": form,
         "n_stimuli": selectors.stimulus_list(study=study).count(),
         "thumbnails": _thumbnails(study),
+        "running_job_url": _job_url(study, running) if running is not None else None,
     }
     return render(request, "dashboard/builder_stimuli.html", context, status=status)
+
+
+# --- builder jobs (image uploads, stimulus generation) -------------------------------------
+
+BUILDER_JOB_KINDS = (Job.Kind.IMAGE_UPLOAD, Job.Kind.GENERATE_STIMULI)
+
+
+@login_required
+@require_GET
+def study_build_job(request: HttpRequest, slug: str, job_id: uuid.UUID) -> HttpResponse:
+    """An upload's or a generation's progress, rendered as it stands and then polled from
+    /api/jobs/<id>/ (static/dashboard/builder_job.js); once done, a link to what it made."""
+    study = _study(request, slug)
+    job = jobs_selectors.job_get_for_user(public_id=str(job_id), user_id=request.user.pk)
+    if (
+        job is None
+        or job.kind not in BUILDER_JOB_KINDS
+        or (job.kind == Job.Kind.GENERATE_STIMULI and job.study_id != study.id)
+    ):
+        raise Http404("No such job.")
+    if job.kind == Job.Kind.IMAGE_UPLOAD:
+        name = str(job.params.get("name", ""))
+        next_url = f"{_build_url('build-stimuli', study)}?{urlencode({'image_set': name})}"
+        next_label = f"Generate stimuli from {name} →"
+        retry_url = _build_url("build-images", study)
+    else:
+        next_url = _build_url("build-stimuli", study)
+        next_label = "See the stimuli →"
+        retry_url = next_url
+    context = {
+        "study": study,
+        "job": job,
+        "percent": round(100 * job.progress),
+        "next_url": next_url,
+        "next_label": next_label,
+        "retry_url": retry_url,
+        "config": {"job_url": reverse("api:job-detail", kwargs={"job_id": job.public_id})},
+    }
+    step = "images" if job.kind == Job.Kind.IMAGE_UPLOAD else "stimuli"
+    return render(request, "dashboard/builder_job.html", {**context, "step": step})
 
 
 # --- batches -------------------------------------------------------------------------------

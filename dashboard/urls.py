@@ -29,6 +29,11 @@ urlpatterns += [
     path("studies/<slug:slug>/build/stimuli/", builder_views.study_stimuli, name="build-stimuli"),
     path("studies/<slug:slug>/build/batches/", builder_views.study_batches, name="build-batches"),
     path("studies/<slug:slug>/build/texts/", builder_views.study_texts, name="build-texts"),
+    path(
+        "studies/<slug:slug>/build/jobs/<uuid:job_id>/",
+        builder_views.study_build_job,
+        name="build-job",
+    ),
 ]
 
 # The builder's preview of the participant journey: included by hmix_site/urls.py as the

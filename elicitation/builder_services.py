@@ -2,6 +2,7 @@
 the default texts of its interface, stimuli for its interface from an image set or an IRI
 manifest, and batches over all of its stimuli. Each one is all or nothing."""
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -15,7 +16,7 @@ from hmix_site.common.exceptions import ApplicationError
 
 # interfaces.md, shared study flow step 10: Prolific's completion URL; {code} is the study's code.
 PROLIFIC_COMPLETION_URL: Final = "https://app.prolific.com/submissions/complete?cc={code}"
-# One form post or API call generates at most this many stimuli synchronously.
+# One form post or API call generates at most this many stimuli (one job).
 MAX_GENERATED_STIMULI: Final = 5000
 
 MIXUP_TYPES: Final = (Study.TrialType.CATEGORICAL, Study.TrialType.MIXING_FACTOR)
@@ -82,8 +83,7 @@ def _classes_for(study: Study, image_set: ImageSet) -> list[str]:
     )
 
 
-@transaction.atomic
-def study_stimuli_generate(
+def study_stimuli_check(
     *,
     study: Study,
     image_set: ImageSet,
@@ -91,14 +91,10 @@ def study_stimuli_generate(
     lambdas: Sequence[float] = (),
     plain_per_class: int = 0,
     seed: int = 0,
-) -> list[Stimulus]:
-    """The stimuli of the study's interface from an image set: mixup images (A, B) for n_pairs
-    image pairs × every λ, plus plain images per class (A only); or midpoint series (C, D) for
-    n_pairs pairs. The study's classes must cover the image set's, or (no stimuli yet) become
-    the image set's.
-
-    Idempotent like the generators (existing keys are skipped). Only while a draft.
-    """
+) -> int:
+    """Every rule of study_stimuli_generate, checked without writing or reading an image file:
+    raises the same errors, else returns how many stimuli the request plans (existing keys
+    included). A request runs this before it queues the generation as a job."""
     _require_draft(study, "Stimuli can be generated")
     ttype = study.trial_type
     if ttype in IRI_TYPES:
@@ -134,24 +130,82 @@ def study_stimuli_generate(
     if errors:
         raise ValidationError(errors)
 
-    classes = _classes_for(study, image_set)
-    if classes != study.classes:
-        services.study_update(study=study, classes=classes)
-    try:
-        if ttype in SERIES_TYPES:
-            return stimulus_services.stimuli_generate_series(
-                study=study, image_set=image_set, n_pairs=n_pairs, seed=seed
-            )
-        created = stimulus_services.stimuli_generate_mixup(
-            study=study, image_set=image_set, lambdas=lambdas, n_pairs=n_pairs, seed=seed
+    _classes_for(study, image_set)
+    names = stimulus_services.source_image_names(image_set=image_set)
+    try:  # the plan needs class names and refs only: too few images or classes fail here
+        specs = imaging.plan_mixup(
+            names,
+            lambdas=[0.5] if ttype in SERIES_TYPES else lambdas,
+            n_pairs=n_pairs,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise ValidationError({"n_pairs": str(exc)}) from exc
+    per_class = Counter(name.class_name for name in names)
+    return len(specs) + sum(min(plain_per_class, n) for n in per_class.values())
+
+
+def study_stimuli_generate(
+    *,
+    study: Study,
+    image_set: ImageSet,
+    n_pairs: int,
+    lambdas: Sequence[float] = (),
+    plain_per_class: int = 0,
+    seed: int = 0,
+    progress: stimulus_services.Progress | None = None,
+) -> list[Stimulus]:
+    """The stimuli of the study's interface from an image set: mixup images (A, B) for n_pairs
+    image pairs × every λ, plus plain images per class (A only); or midpoint series (C, D) for
+    n_pairs pairs. The study's classes must cover the image set's, or (no stimuli yet) become
+    the image set's.
+
+    Idempotent like the generators (existing keys are skipped). Only while a draft. All or
+    nothing: the images are rendered and stored first (`progress` is called after each), then
+    the classes and the stimuli are written in one transaction, which checks the draft and
+    the classes again (they may have changed while the images were rendered).
+    """
+    study_stimuli_check(
+        study=study,
+        image_set=image_set,
+        n_pairs=n_pairs,
+        lambdas=lambdas,
+        plain_per_class=plain_per_class,
+        seed=seed,
+    )
+    pixels = stimulus_services.SourcePixels(image_set)
+    if study.trial_type in SERIES_TYPES:
+        drafts = stimulus_services.series_drafts(
+            study=study, image_set=image_set, n_pairs=n_pairs, seed=seed, pixels=pixels
+        )
+    else:
+        drafts = stimulus_services.mixup_drafts(
+            study=study,
+            image_set=image_set,
+            lambdas=lambdas,
+            n_pairs=n_pairs,
+            seed=seed,
+            pixels=pixels,
         )
         if plain_per_class:
-            created += stimulus_services.stimuli_add_plain(
-                study=study, image_set=image_set, per_class=plain_per_class, seed=seed
+            drafts += stimulus_services.plain_drafts(
+                study=study,
+                image_set=image_set,
+                per_class=plain_per_class,
+                seed=seed,
+                pixels=pixels,
             )
-    except ValueError as exc:  # the plan: too few images or classes for the pairs asked for
-        raise ValidationError({"n_pairs": str(exc)}) from exc
-    return created
+
+    def classes_update() -> None:
+        study.refresh_from_db()
+        _require_draft(study, "Stimuli can be generated")
+        classes = _classes_for(study, image_set)
+        if classes != study.classes:
+            services.study_update(study=study, classes=classes)
+
+    return stimulus_services.stimuli_create(
+        study=study, drafts=drafts, progress=progress, before_write=classes_update
+    )
 
 
 @transaction.atomic

@@ -17,11 +17,12 @@ import unicodedata
 import warnings
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -318,30 +319,41 @@ def _to_rgb(image: Image.Image) -> Pixels:
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def _decode_rgb(source: Path | bytes, *, max_pixels: int) -> Pixels:
-    """Verify, then reopen and fully decode; raises ValueError-family errors with a reason."""
+@contextmanager
+def _decode_errors(max_pixels: int) -> Iterator[None]:
+    """Pillow's many ways of refusing a file, as _PixelLimitError or _BrokenImageError."""
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat the warning as the
-        # refusal it is meant to be. Our own max_pixels check below is the stricter limit in
-        # practice (Pillow's default is ~89 Mpx); Pillow's still applies above it.
+        # refusal it is meant to be. Our own max_pixels check is the stricter limit in practice
+        # (Pillow's default is ~89 Mpx); Pillow's still applies above it.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with _open_image(source) as probe:
-                _check_size(probe.size, max_pixels)
-                probe.verify()  # structure and checksums, without decoding pixels
-            # verify() leaves the image unusable, so reopen to decode (Pillow's documented way).
-            with _open_image(source) as image:
-                _check_size(image.size, max_pixels)
-                image.load()  # a truncated file fails here, not later
-                return _to_rgb(image)
+            yield
         except _PixelLimitError:
             raise
         except _DECODE_ERRORS as exc:
             if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
                 raise _PixelLimitError(f"refused as a decompression bomb ({exc})") from exc
             raise _BrokenImageError(_describe(exc)) from exc
+
+
+def _probe(source: Path | bytes, *, max_pixels: int) -> None:
+    """The header's size and the file's structure and checksums, without decoding pixels."""
+    with _decode_errors(max_pixels), _open_image(source) as probe:
+        _check_size(probe.size, max_pixels)
+        probe.verify()
+
+
+def _decode_rgb(source: Path | bytes, *, max_pixels: int) -> Pixels:
+    """Verify, then reopen and fully decode; raises ValueError-family errors with a reason."""
+    _probe(source, max_pixels=max_pixels)
+    # verify() leaves the image unusable, so reopen to decode (Pillow's documented way).
+    with _decode_errors(max_pixels), _open_image(source) as image:
+        _check_size(image.size, max_pixels)
+        image.load()  # a truncated file fails here, not later
+        return _to_rgb(image)
 
 
 class _PixelLimitError(ValueError):
@@ -419,7 +431,30 @@ class _Candidate:
     load: Callable[[], Path | bytes]
 
 
-def _build_images(candidates: Iterable[_Candidate], *, max_pixels: int) -> list[BaseImage]:
+@dataclass(frozen=True)
+class ImageName:
+    """An image's class and ref without its pixels: what a zip holds, checked but not decoded."""
+
+    class_name: str
+    ref: str
+
+
+class ImageRef(Protocol):
+    """Anything naming an image: a BaseImage, an ImageName or a stored SourceImage."""
+
+    @property
+    def class_name(self) -> str: ...
+
+    @property
+    def ref(self) -> str: ...
+
+
+# Called after each image with (images done, images in all), e.g. to report a job's progress.
+OnImage = Callable[[int, int], None]
+
+
+def _named(candidates: Iterable[_Candidate]) -> list[tuple[ImageName, _Candidate]]:
+    """Class names and refs of the candidates, in import order, checked for clashes."""
     by_class: dict[str, list[_Candidate]] = defaultdict(list)
     class_origin: dict[str, str] = {}
     for candidate in candidates:
@@ -436,7 +471,7 @@ def _build_images(candidates: Iterable[_Candidate], *, max_pixels: int) -> list[
             )
         by_class[class_name].append(candidate)
 
-    images: list[BaseImage] = []
+    named: list[tuple[ImageName, _Candidate]] = []
     for class_name in sorted(by_class):
         seen: dict[str, str] = {}
         for candidate in sorted(by_class[class_name], key=lambda c: _natural_key(c.stem)):
@@ -451,12 +486,36 @@ def _build_images(candidates: Iterable[_Candidate], *, max_pixels: int) -> list[
                     f"{class_name!r}; file names (without extension) must be unique per class"
                 )
             seen[ref] = candidate.label
-            try:
-                pixels = _decode_rgb(candidate.load(), max_pixels=max_pixels)
-            except (_PixelLimitError, _BrokenImageError) as exc:
-                raise ImageImportError(f"{candidate.label}: {exc}") from exc
-            images.append(BaseImage(class_name=class_name, ref=ref, pixels=pixels))
+            named.append((ImageName(class_name=class_name, ref=ref), candidate))
+    return named
+
+
+def _build_images(
+    candidates: Iterable[_Candidate], *, max_pixels: int, on_image: OnImage | None = None
+) -> list[BaseImage]:
+    named = _named(candidates)
+    images: list[BaseImage] = []
+    for name, candidate in named:
+        try:
+            pixels = _decode_rgb(candidate.load(), max_pixels=max_pixels)
+        except (_PixelLimitError, _BrokenImageError) as exc:
+            raise ImageImportError(f"{candidate.label}: {exc}") from exc
+        images.append(BaseImage(class_name=name.class_name, ref=name.ref, pixels=pixels))
+        if on_image is not None:
+            on_image(len(images), len(named))
     return images
+
+
+def _check_images(candidates: Iterable[_Candidate], *, max_pixels: int) -> list[ImageName]:
+    """What _build_images refuses on the names and headers alone (size, format, structure and
+    checksums), without decoding a pixel: a file that only fails when decoded passes here."""
+    named = _named(candidates)
+    for _, candidate in named:
+        try:
+            _probe(candidate.load(), max_pixels=max_pixels)
+        except (_PixelLimitError, _BrokenImageError) as exc:
+            raise ImageImportError(f"{candidate.label}: {exc}") from exc
+    return [name for name, _ in named]
 
 
 def _constant(path: Path) -> Callable[[], Path]:
@@ -515,18 +574,17 @@ def _unsafe_member(name: str) -> bool:
     )
 
 
-def load_image_zip(
-    source: Path | str | IO[bytes],
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_members: int = 20_000,
-    max_total_bytes: int = 512 * 1024 * 1024,
-) -> list[BaseImage]:
-    """Load a zip of <class>/<image> (optionally all under one top-level folder).
+_T = TypeVar("_T")
 
-    Refuses zip-slip paths, symlinks, more than max_members entries and more than
-    max_total_bytes of uncompressed image data (zip bombs), before decompressing anything.
-    """
+
+def _with_zip_candidates(
+    source: Path | str | IO[bytes],
+    use: Callable[[list[_Candidate]], _T],
+    *,
+    max_members: int,
+    max_total_bytes: int,
+) -> _T:
+    """Open the zip, check its layout and hand its image members to `use` while it is open."""
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -596,7 +654,45 @@ def load_image_zip(
             )
             for parts, info in members
         ]
-        return _build_images(candidates, max_pixels=max_pixels)
+        return use(candidates)
+
+
+def load_image_zip(
+    source: Path | str | IO[bytes],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_members: int = 20_000,
+    max_total_bytes: int = 512 * 1024 * 1024,
+    on_image: OnImage | None = None,
+) -> list[BaseImage]:
+    """Load a zip of <class>/<image> (optionally all under one top-level folder).
+
+    Refuses zip-slip paths, symlinks, more than max_members entries and more than
+    max_total_bytes of uncompressed image data (zip bombs), before decompressing anything.
+    """
+    return _with_zip_candidates(
+        source,
+        lambda candidates: _build_images(candidates, max_pixels=max_pixels, on_image=on_image),
+        max_members=max_members,
+        max_total_bytes=max_total_bytes,
+    )
+
+
+def check_image_zip(
+    source: Path | str | IO[bytes],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_members: int = 20_000,
+    max_total_bytes: int = 512 * 1024 * 1024,
+) -> list[ImageName]:
+    """load_image_zip's checks that need no decoding (layout, names, every image's header and
+    checksums): the names it would load, or the ImageImportError it would most likely raise."""
+    return _with_zip_candidates(
+        source,
+        lambda candidates: _check_images(candidates, max_pixels=max_pixels),
+        max_members=max_members,
+        max_total_bytes=max_total_bytes,
+    )
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -841,7 +937,7 @@ def render_mix(spec: MixSpec, img1: BaseImage, img2: BaseImage) -> Pixels:
 
 
 def plan_mixup(
-    images: Sequence[BaseImage],
+    images: Sequence[ImageRef],
     *,
     lambdas: Sequence[float],
     n_pairs: int,
@@ -863,7 +959,7 @@ def plan_mixup(
     if len(set(lams)) != len(lams):
         raise ValueError(f"lambdas must be distinct, got {list(lambdas)}")
 
-    by_class: dict[str, list[BaseImage]] = defaultdict(list)
+    by_class: dict[str, list[ImageRef]] = defaultdict(list)
     for image in images:
         by_class[image.class_name].append(image)
     classes = sorted(by_class)

@@ -13,7 +13,9 @@ def _stimulus_upload_path(instance: "Stimulus", filename: str) -> str:
 
 
 def _source_upload_path(instance: "SourceImage", filename: str) -> str:
-    return f"sources/{instance.image_set_id}/{uuid.uuid4()}.png"
+    # A new set's files are stored before its row is written (stimulus_services.image_set_create),
+    # so it has no id yet; the uuid alone keeps the names apart.
+    return f"sources/{instance.image_set_id or 'new'}/{uuid.uuid4()}.png"
 
 
 class Study(BaseModel):

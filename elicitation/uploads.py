@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.base import ContentFile, File
 from PIL import Image
 
 from elicitation import imaging, iri_manifest
@@ -72,7 +72,7 @@ def _size(n: int) -> str:
     return f"{n / 1024:.1f} KB"
 
 
-def check_size(upload: UploadedFile, limits: UploadLimits) -> None:
+def check_size(upload: File, limits: UploadLimits) -> None:
     size = upload.size or 0
     if limits.max_file_bytes and size > limits.max_file_bytes:
         raise imaging.ImageImportError(
@@ -107,8 +107,8 @@ def _check_total_pixels(archive: zipfile.ZipFile, limits: UploadLimits) -> None:
             )
 
 
-def images_from_zip(upload: UploadedFile, *, limits: UploadLimits) -> list[imaging.BaseImage]:
-    """Base images from a zip of <class>/<image>.png (optionally under one top folder)."""
+def _open_zip(upload: File, limits: UploadLimits) -> io.BytesIO:
+    """The upload's bytes once its size and the pixel total in its headers are within limits."""
     check_size(upload, limits)
     upload.seek(0)
     data = io.BytesIO(upload.read())
@@ -120,7 +120,25 @@ def images_from_zip(upload: UploadedFile, *, limits: UploadLimits) -> list[imagi
         if len(archive.infolist()) <= MAX_ZIP_MEMBERS:  # more: the loader refuses the zip
             _check_total_pixels(archive, limits)
     data.seek(0)
-    return imaging.load_image_zip(data, max_pixels=limits.max_pixels, max_members=MAX_ZIP_MEMBERS)
+    return data
+
+
+def images_from_zip(
+    upload: File, *, limits: UploadLimits, on_image: imaging.OnImage | None = None
+) -> list[imaging.BaseImage]:
+    """Base images from a zip of <class>/<image>.png (optionally under one top folder)."""
+    data = _open_zip(upload, limits)
+    return imaging.load_image_zip(
+        data, max_pixels=limits.max_pixels, max_members=MAX_ZIP_MEMBERS, on_image=on_image
+    )
+
+
+def check_zip(upload: File, *, limits: UploadLimits) -> list[imaging.ImageName]:
+    """images_from_zip's checks that need no decoding, for a request to run before it queues
+    the upload (imaging.check_image_zip): an image that is only broken deep inside its pixel
+    data passes here and fails the job instead."""
+    data = _open_zip(upload, limits)
+    return imaging.check_image_zip(data, max_pixels=limits.max_pixels, max_members=MAX_ZIP_MEMBERS)
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -144,7 +162,7 @@ def _check_cifar_pickle(path: Path, label: str) -> None:
         raise imaging.ImageImportError(f"{label}: not a CIFAR-10 python batch file") from exc
 
 
-def _save(upload: UploadedFile, folder: Path, index: int) -> Path:
+def _save(upload: File, folder: Path, index: int) -> Path:
     path = folder / f"upload-{index}"
     upload.seek(0)
     with path.open("wb") as out:
@@ -154,9 +172,9 @@ def _save(upload: UploadedFile, folder: Path, index: int) -> Path:
 
 
 def images_from_cifar(
-    batches: Sequence[UploadedFile],
+    batches: Sequence[File],
     *,
-    meta: UploadedFile | None = None,
+    meta: File | None = None,
     limit_per_class: int | None = None,
     limits: UploadLimits,
 ) -> list[imaging.BaseImage]:
@@ -191,7 +209,53 @@ def images_from_cifar(
     return images
 
 
-def iri_files_from_zip(upload: UploadedFile, *, limits: UploadLimits) -> dict[str, bytes]:
+# A CIFAR upload is several files; a job keeps one (jobs.Job.upload), so they are stored
+# together in one uncompressed zip (the batches are random-looking bytes: deflate gains nothing).
+_CIFAR_BATCH_DIR: Final = "batches"
+_CIFAR_META_DIR: Final = "meta"
+
+
+def cifar_pack(batches: Sequence[File], *, meta: File | None = None) -> ContentFile:
+    """The batch files (in order) and the meta file in one zip, under their own names."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for index, upload in enumerate(batches):
+            upload.seek(0)
+            archive.writestr(f"{_CIFAR_BATCH_DIR}/{index}/{_plain_name(upload)}", upload.read())
+        if meta is not None:
+            meta.seek(0)
+            archive.writestr(f"{_CIFAR_META_DIR}/{_plain_name(meta)}", meta.read())
+    return ContentFile(out.getvalue(), name="cifar.zip")
+
+
+def _plain_name(upload: File) -> str:
+    return PurePosixPath((upload.name or "upload").replace("\\", "/")).name or "upload"
+
+
+def images_from_cifar_pack(
+    packed: File, *, limit_per_class: int | None, limits: UploadLimits
+) -> list[imaging.BaseImage]:
+    """images_from_cifar on the files cifar_pack stored (the same checks run again here)."""
+    packed.seek(0)
+    with zipfile.ZipFile(io.BytesIO(packed.read())) as archive:
+        batches: list[tuple[int, File]] = []
+        meta: File | None = None
+        for info in archive.infolist():
+            parts = info.filename.split("/")
+            data = ContentFile(archive.read(info), name=parts[-1])
+            if parts[0] == _CIFAR_BATCH_DIR and len(parts) == 3:
+                batches.append((int(parts[1]), data))
+            elif parts[0] == _CIFAR_META_DIR and len(parts) == 2:
+                meta = data
+    return images_from_cifar(
+        [upload for _, upload in sorted(batches, key=lambda pair: pair[0])],
+        meta=meta,
+        limit_per_class=limit_per_class,
+        limits=limits,
+    )
+
+
+def iri_files_from_zip(upload: File, *, limits: UploadLimits) -> dict[str, bytes]:
     """The files of an IRI set's zip by normalised path (iri_manifest.read_zip's safety rules)."""
     check_size(upload, limits)
     upload.seek(0)
@@ -207,7 +271,7 @@ def iri_files_from_zip(upload: UploadedFile, *, limits: UploadLimits) -> dict[st
 
 
 def manifest_from_upload(
-    upload: UploadedFile, *, limits: UploadLimits
+    upload: File, *, limits: UploadLimits
 ) -> tuple[bytes, iri_manifest.ManifestFormat]:
     """The manifest's bytes and its format (by extension: .csv or .json)."""
     check_size(upload, limits)

@@ -12,7 +12,8 @@ def _job_upload_path(instance: "Job", filename: str) -> str:
 
 
 class Job(BaseModel):
-    """A long-running researcher request (a large export, a legacy import) run by a worker.
+    """A long-running researcher request (a large export, a legacy import, stimulus generation,
+    an image-set upload) run by a worker.
 
     The browser or API client polls it for `progress` and, once done, downloads `result`.
     """
@@ -21,6 +22,8 @@ class Job(BaseModel):
         EXPORT = "export", "Export"
         BUNDLE = "bundle", "Dataset bundle"
         LEGACY_IMPORT = "legacy_import", "Legacy import"
+        GENERATE_STIMULI = "generate_stimuli", "Stimulus generation"
+        IMAGE_UPLOAD = "image_upload", "Image-set upload"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

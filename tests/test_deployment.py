@@ -1,14 +1,17 @@
 """Static checks of the deployment files, since CI has no Docker to run them."""
 
 import re
+import runpy
 from typing import Any
 
 import pytest
 import yaml
+from gunicorn.config import Config
 
 from hmix_site.env import BASE_DIR
 
 APP_SERVICES = ("web", "worker", "beat")
+GUNICORN_CONF = "gunicorn.conf.py"
 
 
 def _compose() -> dict[str, Any]:
@@ -113,3 +116,86 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
     ignored = set((BASE_DIR / ".dockerignore").read_text().split())
     # then
     assert {".env", ".venv", ".git", "db.sqlite3*", "media"} <= ignored
+
+
+def _gunicorn_config(monkeypatch: pytest.MonkeyPatch, **env: str) -> Config:
+    """gunicorn.conf.py as Gunicorn itself loads it (its own parser and validators)."""
+    for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    values = runpy.run_path(str(BASE_DIR / GUNICORN_CONF))
+    config = Config()
+    for name, value in values.items():
+        if not name.startswith("_") and not callable(value) and name != "os":
+            config.set(name, value)
+    return config
+
+
+def test_gunicorn_config_sets_every_setting_on_purpose(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given
+    values = runpy.run_path(str(BASE_DIR / GUNICORN_CONF))
+    chosen = {n for n, v in values.items() if not n.startswith("_") and not callable(v)} - {"os"}
+    # when
+    config = _gunicorn_config(monkeypatch)
+    # then every name in the file is a Gunicorn setting (a typo would be silently ignored)
+    assert chosen <= set(config.settings)
+    assert {
+        name: config.settings[name].get()
+        for name in (
+            "bind",
+            "worker_class",
+            "workers",
+            "threads",
+            "timeout",
+            "graceful_timeout",
+            "keepalive",
+            "max_requests",
+            "max_requests_jitter",
+            "worker_tmp_dir",
+            "accesslog",
+        )
+    } == {
+        "bind": ["0.0.0.0:8000"],
+        "worker_class": "gthread",
+        "workers": 3,
+        "threads": 4,
+        "timeout": 30,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "max_requests": 1000,
+        "max_requests_jitter": 100,
+        "worker_tmp_dir": "/dev/shm",  # noqa: S108 - the value under test
+        "accesslog": "-",
+    }
+
+
+def test_gunicorn_sizes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # when
+    config = _gunicorn_config(
+        monkeypatch, WEB_CONCURRENCY="5", GUNICORN_THREADS="2", GUNICORN_TIMEOUT="45"
+    )
+    # then
+    assert (config.workers, config.threads, config.timeout) == (5, 2, 45)
+
+
+def test_web_and_the_image_start_gunicorn_with_the_config_file() -> None:
+    # given
+    web = _compose()["services"]["web"]
+    dockerfile = (BASE_DIR / "Dockerfile").read_text().splitlines()
+    # when
+    cmd = [line for line in dockerfile if line.startswith("CMD ")]
+    # then
+    assert web["command"].endswith(f'exec gunicorn --config {GUNICORN_CONF} hmix_site.wsgi"')
+    assert cmd == [f'CMD ["gunicorn", "--config", "{GUNICORN_CONF}", "hmix_site.wsgi"]']
+    # Docker waits longer than gunicorn's graceful_timeout before it kills the container.
+    assert int(web["stop_grace_period"].removesuffix("s")) > 30
+
+
+def test_env_example_lists_the_gunicorn_sizes() -> None:
+    # given
+    listed = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (BASE_DIR / ".env.example").read_text(), re.M))
+    read = set(re.findall(r'_int\("([A-Z_]+)"', (BASE_DIR / GUNICORN_CONF).read_text()))
+    # then the main sizes are documented where a deployment sets them
+    assert {"WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"} <= read
+    assert {"WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"} <= listed

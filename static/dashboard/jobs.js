@@ -9,7 +9,7 @@
   const study = root.dataset.study;
   const SHOWN = 5;
   const POLL_MS = 1500;
-  const KINDS = { bundle: "Dataset bundle", export: "Export" };
+  const KINDS = { bundle: "Dataset bundle", export: "Export", generate_stimuli: "Stimulus generation" };
   const FINISHED = ["done", "failed"];
 
   async function getJson(url) {

@@ -2,6 +2,7 @@
 the researcher-only rule for every endpoint."""
 
 import io
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from elicitation import imaging, stimulus_services
 from elicitation.builder_services import PROLIFIC_COMPLETION_URL
 from elicitation.defaults import study_texts
 from elicitation.models import Batch, ImageSet, SourceImage, Stimulus, Study
+from jobs.models import Job
 from tests.conftest import start_in_trials, token_client
 from tests.factories import CLASSES, StudyFactory, UserFactory
 
@@ -236,45 +238,77 @@ def test_patch_refuses_bad_input_and_saves_nothing(
 # ---------------------------------------------------------------------------------------------
 
 
-def test_upload_a_zip_of_class_folders(researcher: Any) -> None:
+def _accepted_job(res: Any) -> Job:
+    """The job a 202 answer describes, checked against the answer."""
+    assert res.status_code == 202, res.content
+    job = Job.objects.get(public_id=res.json()["id"])
+    assert res["Location"] == f"/api/jobs/{job.public_id}/"
+    return job
+
+
+def _result(client: APIClient, job: Job) -> Any:
+    res = client.get(f"/api/jobs/{job.public_id}/download/")
+    assert res.status_code == 200
+    return json.loads(b"".join(res.streaming_content))
+
+
+def test_upload_a_zip_of_class_folders(
+    researcher: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given
+    client = token_client(researcher)
     # when
-    res = token_client(researcher).post(
-        _url("image-set-list"),
-        {"name": "api-shapes", "source": "zip", "zip_file": _images_zip()},
-        format="multipart",
+    with django_capture_on_commit_callbacks(execute=True):
+        res = client.post(
+            _url("image-set-list"),
+            {"name": "api-shapes", "source": "zip", "zip_file": _images_zip()},
+            format="multipart",
+        )
+    # then the answer is the queued job, which the worker (eager here) has since run
+    job = _accepted_job(res)
+    assert (res.json()["kind"], res.json()["status"]) == ("image_upload", "pending")
+    detail = client.get(f"/api/jobs/{job.public_id}/").json()
+    assert (detail["status"], detail["progress"], detail["message"]) == (
+        "done",
+        1.0,
+        "Imported 6 images of 2 classes into 'api-shapes': Circle, Square.",
     )
-    # then
-    image_set = ImageSet.objects.get(name="api-shapes")
-    assert res.status_code == 201
-    assert res.json() == {
+    assert _result(client, job) == {
         "name": "api-shapes",
         "source": "folder",
         "classes": ["Circle", "Square"],
         "n_images": 6,
-        "owned": True,
     }
+    image_set = ImageSet.objects.get(name="api-shapes")
     assert (image_set.owner, image_set.images.count()) == (researcher, 6)
 
 
-def test_upload_cifar10_batches(researcher: Any) -> None:
+def test_upload_cifar10_batches(researcher: Any, django_capture_on_commit_callbacks: Any) -> None:
     # given
     def batch(name: str, labels: list[int]) -> SimpleUploadedFile:
         data = np.zeros((len(labels), 3072), dtype=np.uint8)
         return SimpleUploadedFile(name, pickle.dumps({b"data": data, b"labels": labels}))
 
     # when
-    res = token_client(researcher).post(
-        _url("image-set-list"),
-        {
-            "name": "api-cifar",
-            "source": "cifar10",
-            "cifar_files": [batch("data_batch_1", [3, 5]), batch("data_batch_2", [3])],
-        },
-        format="multipart",
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        res = token_client(researcher).post(
+            _url("image-set-list"),
+            {
+                "name": "api-cifar",
+                "source": "cifar10",
+                "cifar_files": [batch("data_batch_1", [3, 5]), batch("data_batch_2", [3])],
+            },
+            format="multipart",
+        )
     # then
-    assert res.status_code == 201
-    assert res.json()["classes"] == ["Cat", "Dog"]
+    job = _accepted_job(res)
+    job.refresh_from_db()
+    assert (job.status, job.params["classes"], job.params["n_images"]) == (
+        Job.Status.DONE,
+        ["Cat", "Dog"],
+        3,
+    )
+    assert ImageSet.objects.get(name="api-cifar").classes == ["Cat", "Dog"]
     assert sorted(SourceImage.objects.values_list("class_name", "ref")) == [
         ("Cat", "0"),
         ("Cat", "2"),
@@ -327,6 +361,7 @@ def test_bad_uploads_answer_400_and_store_nothing(researcher: Any, case: str, me
     assert res.json()["message"].startswith(message)
     assert list(ImageSet.objects.values_list("name", flat=True)) == ["taken"]
     assert SourceImage.objects.count() == 6
+    assert Job.objects.exists() is False
     assert Path(EXPLOIT_MARKER).exists() is False
 
 
@@ -343,6 +378,7 @@ def test_an_oversized_upload_answers_400(researcher: Any, settings: Any) -> None
     assert res.status_code == 400
     assert "is larger than the upload limit of 0.1 KB" in res.json()["message"]
     assert ImageSet.objects.exists() is False
+    assert Job.objects.exists() is False
 
 
 def test_image_sets_lists_yours_and_shared_ones_only(researcher: Any) -> None:
@@ -396,38 +432,102 @@ def test_iri_import_into_a_draft_iri_study(researcher: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_generate_mixup_stimuli_from_an_image_set(researcher: Any) -> None:
+def test_generate_mixup_stimuli_from_an_image_set(
+    researcher: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     # given
     study = _draft(researcher)
     _image_set(researcher)
-    # when
-    res = token_client(researcher).post(
-        _url("stimuli-generate", study),
-        {"image_set": "pairs", "lambdas": [0.25, 0.5], "n_pairs": 3, "plain_per_class": 1},
-        format="json",
+    client = token_client(researcher)
+    body = {"image_set": "pairs", "lambdas": [0.25, 0.5], "n_pairs": 3, "plain_per_class": 1}
+    # when the same request is made twice
+    with django_capture_on_commit_callbacks(execute=True):
+        res = client.post(_url("stimuli-generate", study), body, format="json")
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post(_url("stimuli-generate", study), body, format="json")
+    # then each answer is a job of the study; the first made 8 stimuli, the second none
+    first, second = _accepted_job(res), _accepted_job(again)
+    assert (res.json()["kind"], res.json()["study"]) == ("generate_stimuli", study.slug)
+    assert _result(client, first) == {
+        "study": study.slug,
+        "image_set": "pairs",
+        "created": 8,
+        "total": 8,
+        "classes": ["Circle", "Square"],
+        "keys": list(
+            Stimulus.objects.filter(study=study).order_by("id").values_list("key", flat=True)
+        ),
+    }
+    assert client.get(f"/api/jobs/{second.public_id}/").json()["message"] == (
+        "Generated 0 new stimuli (8 in total)."
     )
-    again = token_client(researcher).post(
-        _url("stimuli-generate", study),
-        {"image_set": "pairs", "lambdas": [0.25, 0.5], "n_pairs": 3, "plain_per_class": 1},
-        format="json",
-    )
-    # then
-    assert res.json() == {"created": 8, "total": 8, "classes": ["Circle", "Square"]}
-    assert (res.status_code, again.json()["created"]) == (201, 0)
     assert sorted(study.stimuli.values_list("kind", flat=True)) == ["mixed"] * 6 + ["plain"] * 2
 
 
-def test_generate_midpoint_series(researcher: Any) -> None:
+def test_generate_midpoint_series(researcher: Any, django_capture_on_commit_callbacks: Any) -> None:
     # given
     study = _draft(researcher, trial_type=Study.TrialType.SELECT_MIDPOINT)
     _image_set(researcher)
     # when
-    res = token_client(researcher).post(
-        _url("stimuli-generate", study), {"image_set": "pairs", "n_pairs": 2}, format="json"
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        res = token_client(researcher).post(
+            _url("stimuli-generate", study), {"image_set": "pairs", "n_pairs": 2}, format="json"
+        )
     # then
-    assert (res.status_code, res.json()["created"]) == (201, 2)
+    job = _accepted_job(res)
+    job.refresh_from_db()
+    assert (job.status, job.message) == (Job.Status.DONE, "Generated 2 new stimuli (2 in total).")
     assert set(study.stimuli.values_list("kind", flat=True)) == {"series"}
+
+
+def test_the_generation_request_returns_before_any_stimulus_is_made(
+    researcher: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given
+    study = _draft(researcher)
+    _image_set(researcher)
+    # when the queued task is held back
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        res = token_client(researcher).post(
+            _url("stimuli-generate", study),
+            {"image_set": "pairs", "lambdas": [0.5], "n_pairs": 2},
+            format="json",
+        )
+    # then
+    job = _accepted_job(res)
+    assert (res.json()["status"], res.json()["progress"], len(queued)) == ("pending", 0.0, 1)
+    assert job.params == {
+        "image_set": "pairs",
+        "image_set_id": ImageSet.objects.get(name="pairs").id,
+        "n_pairs": 2,
+        "lambdas": [0.5],
+        "plain_per_class": 0,
+        "seed": 0,
+        "planned": 2,
+    }
+    assert Stimulus.objects.exists() is False
+
+
+def test_another_researcher_cannot_see_a_builder_job(
+    researcher: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given
+    study = _draft(researcher)
+    _image_set(researcher)
+    with django_capture_on_commit_callbacks(execute=True):
+        res = token_client(researcher).post(
+            _url("stimuli-generate", study),
+            {"image_set": "pairs", "lambdas": [0.5], "n_pairs": 1},
+            format="json",
+        )
+    job = _accepted_job(res)
+    stranger = token_client(UserFactory(username="stranger"))
+    # when
+    detail = stranger.get(f"/api/jobs/{job.public_id}/")
+    download = stranger.get(f"/api/jobs/{job.public_id}/download/")
+    anonymous = APIClient().get(f"/api/jobs/{job.public_id}/")
+    # then
+    assert (detail.status_code, download.status_code, anonymous.status_code) == (404, 404, 401)
 
 
 @pytest.mark.parametrize(
@@ -461,6 +561,7 @@ def test_generate_refuses_bad_input_and_writes_nothing(
     assert res.status_code == 400
     assert res.json()["message"].startswith(message)
     assert Stimulus.objects.exists() is False
+    assert Job.objects.exists() is False
     assert study.classes == CLASSES
 
 
@@ -480,18 +581,22 @@ def test_generate_is_refused_once_the_study_is_live(make_study: Any) -> None:
         "Stimuli can be generated only while the study is a draft; it is live."
     )
     assert study.stimuli.count() == 4
+    assert Job.objects.exists() is False
 
 
-def test_build_batches_then_launch(researcher: Any) -> None:
+def test_build_batches_then_launch(
+    researcher: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     # given a draft with 5 stimuli
     study = _draft(researcher)
     _image_set(researcher)
     client = token_client(researcher)
-    client.post(
-        _url("stimuli-generate", study),
-        {"image_set": "pairs", "lambdas": [0.5], "n_pairs": 5},
-        format="json",
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            _url("stimuli-generate", study),
+            {"image_set": "pairs", "lambdas": [0.5], "n_pairs": 5},
+            format="json",
+        )
     # when
     batches = client.post(
         _url("batches", study), {"batch_size": 2, "participants_per_batch": 4}, format="json"
@@ -596,6 +701,7 @@ def test_another_researcher_gets_403_and_changes_nothing(
     assert Study.objects.filter(id=study.id).values().get() == before
     assert list(Batch.objects.values_list("id", "target")) == batches
     assert study.stimuli.count() == 4
+    assert Job.objects.exists() is False
 
 
 @pytest.mark.parametrize(

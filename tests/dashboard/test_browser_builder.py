@@ -1,6 +1,7 @@
 """The whole researcher journey in a real headless Chromium: from a zip of drawings to a
-launched study (with a preview trial on the way that stores nothing), then simulated
-participants, the live monitor, a plot, and a downloaded export."""
+launched study (the upload and the stimulus generation run as jobs, eager Celery tasks here;
+a preview trial on the way stores nothing), then simulated participants, the live monitor, a
+plot, and a downloaded export."""
 
 import csv
 import io
@@ -74,17 +75,24 @@ def test_researcher_builds_previews_launches_watches_and_exports_a_study(
     page.fill("#id_name", "browser-shapes")
     page.set_input_files("#id_zip_file", str(zip_path))
     page.click("#upload-images")
-    # then the image set holds the drawings, and the stimuli page offers it
-    expect(page.locator(".flash")).to_contain_text("Imported 6 images of 3 classes")
+    # then the request returns with the upload's job, whose page follows it until it is done
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "done")
+    expect(page.locator("#job-message")).to_contain_text("Imported 6 images of 3 classes")
     assert ImageSet.objects.get(name="browser-shapes").images.count() == 6
+    # and the stimuli page offers the image set
+    page.click("#job-next")
     expect(page.locator("#id_image_set")).to_have_value("browser-shapes")
 
     # when mixup stimuli are generated on a λ grid
     page.fill("#id_lambdas", "0.25, 0.75")
     page.fill("#id_n_pairs", "3")
     page.click("#generate-stimuli")
-    # then the page shows their count and thumbnails
-    expect(page.locator(".flash")).to_have_text("Generated 6 new stimuli (6 in total).")
+    # then the generation's job page shows its progress until it is done
+    expect(page.locator("#job-status")).to_have_attribute("data-status", "done")
+    expect(page.locator("#job-percent")).to_have_text("100%")
+    expect(page.locator("#job-message")).to_have_text("Generated 6 new stimuli (6 in total).")
+    # and the stimuli page shows their count and thumbnails
+    page.click("#job-next")
     expect(page.locator("#stimuli-count")).to_have_text("6")
     expect(page.locator("#stimuli-thumbnails img")).to_have_count(6)
     assert (

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
@@ -34,6 +34,7 @@ from elicitation.models import (
     Study,
     Trial,
 )
+from jobs.models import Job
 from tests.conftest import start_in_trials
 from tests.factories import CLASSES, StudyFactory, UserFactory
 from tests.iri_fixtures import iri_sets_create, iri_stimuli_create, iri_study_create
@@ -131,12 +132,30 @@ def _draft(researcher: Any, **fields: Any) -> Study:
     return StudyFactory(owner=researcher, **fields)
 
 
+def _jobs_run() -> Any:
+    """Runs the on-commit callbacks of the block when it ends: the builder's jobs (eager
+    Celery tasks here) are queued on commit, which a test's transaction never reaches."""
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
 def _image_set(researcher: Any, name: str = "shapes") -> ImageSet:
-    _logged_in(researcher).post(
-        _url("build-images", _draft(researcher, slug=f"upload-{name}")),
-        {"name": name, "source": "zip", "zip_file": _upload("shapes.zip", _shapes_zip())},
-    )
+    with _jobs_run():
+        _logged_in(researcher).post(
+            _url("build-images", _draft(researcher, slug=f"upload-{name}")),
+            {"name": name, "source": "zip", "zip_file": _upload("shapes.zip", _shapes_zip())},
+        )
     return ImageSet.objects.get(name=name)
+
+
+def _job_page(response: Any, study: Study) -> tuple[Job, str]:
+    """The job a builder form redirected to, and its page as rendered now."""
+    assert response.status_code == 302
+    job = Job.objects.order_by("-id").first()
+    assert job is not None
+    assert response["Location"] == f"/dashboard/studies/{study.slug}/build/jobs/{job.public_id}/"
+    page = _logged_in(job.owner).get(response["Location"])
+    assert page.status_code == 200
+    return job, page.content.decode().replace("&#x27;", "'")
 
 
 def _errors(response: Any) -> str:
@@ -238,17 +257,21 @@ def test_new_study_refuses_bad_input_and_writes_nothing(
 def test_a_zip_of_class_folders_becomes_an_image_set_of_the_researcher(researcher: Any) -> None:
     # given
     study = _draft(researcher)
-    # when
-    res = _logged_in(researcher).post(
-        _url("build-images", study),
-        {"name": "shapes", "source": "zip", "zip_file": _upload("shapes.zip", _shapes_zip())},
-        follow=True,
-    )
-    # then
+    # when the zip is posted (its job runs when the request commits)
+    with _jobs_run():
+        res = _logged_in(researcher).post(
+            _url("build-images", study),
+            {"name": "shapes", "source": "zip", "zip_file": _upload("shapes.zip", _shapes_zip())},
+        )
+    # then the page of its job says what was imported and links to the stimuli step
+    job, page = _job_page(res, study)
     image_set = ImageSet.objects.get(name="shapes")
-    assert res.redirect_chain == [
-        (f"/dashboard/studies/{study.slug}/build/stimuli/?image_set=shapes", 302)
-    ]
+    assert (job.kind, job.status, job.progress) == (Job.Kind.IMAGE_UPLOAD, Job.Status.DONE, 1.0)
+    assert job.message == (
+        "Imported 6 images of 3 classes into 'shapes': Circle, Square, Triangle."
+    )
+    assert job.message in page
+    assert f'href="/dashboard/studies/{study.slug}/build/stimuli/?image_set=shapes"' in page
     assert (image_set.owner, image_set.source, image_set.classes) == (
         researcher,
         ImageSet.Source.FOLDER,
@@ -262,10 +285,25 @@ def test_a_zip_of_class_folders_becomes_an_image_set_of_the_researcher(researche
         ("Triangle", "triangle0"),
         ("Triangle", "triangle1"),
     ]
-    assert (
-        "Imported 6 images of 3 classes into &#x27;shapes&#x27;: Circle, Square, Triangle."
-        in _errors(res)
-    )
+
+
+def test_the_upload_request_returns_before_any_image_is_stored(researcher: Any) -> None:
+    # given
+    study = _draft(researcher)
+    # when the request's on-commit callbacks (the queued task) are held back
+    with TestCase.captureOnCommitCallbacks(execute=False) as queued:
+        res = _logged_in(researcher).post(
+            _url("build-images", study),
+            {"name": "shapes", "source": "zip", "zip_file": _upload("shapes.zip", _shapes_zip())},
+        )
+    # then the job is pending with its zip stored, and no image set exists yet
+    job, page = _job_page(res, study)
+    assert (job.status, job.progress, len(queued)) == (Job.Status.PENDING, 0.0, 1)
+    assert job.upload.name == f"jobs/{job.public_id}/images.zip"
+    assert job.params["classes"] == list(SHAPE_CLASSES)
+    assert 'data-status="pending"' in page
+    assert ImageSet.objects.exists() is False
+    assert SourceImage.objects.exists() is False
 
 
 def test_cifar10_batches_with_their_meta_become_an_image_set(researcher: Any) -> None:
@@ -273,22 +311,24 @@ def test_cifar10_batches_with_their_meta_become_an_image_set(researcher: Any) ->
     study = _draft(researcher)
     meta = pickle.dumps({b"label_names": [b"cat", b"dog"]}, protocol=2)
     # when
-    res = _logged_in(researcher).post(
-        _url("build-images", study),
-        {
-            "name": "cifar-mini",
-            "source": "cifar10",
-            "cifar_files": [
-                _upload("data_batch_1", _cifar_batch([0, 1, 0])),
-                _upload("data_batch_2", _cifar_batch([1, 1], seed=1)),
-            ],
-            "cifar_meta": _upload("batches.meta", meta),
-            "limit_per_class": 2,
-        },
-    )
+    with _jobs_run():
+        res = _logged_in(researcher).post(
+            _url("build-images", study),
+            {
+                "name": "cifar-mini",
+                "source": "cifar10",
+                "cifar_files": [
+                    _upload("data_batch_1", _cifar_batch([0, 1, 0])),
+                    _upload("data_batch_2", _cifar_batch([1, 1], seed=1)),
+                ],
+                "cifar_meta": _upload("batches.meta", meta),
+                "limit_per_class": 2,
+            },
+        )
     # then
+    job, _ = _job_page(res, study)
     image_set = ImageSet.objects.get(name="cifar-mini")
-    assert res.status_code == 302
+    assert job.status == Job.Status.DONE
     assert (image_set.source, image_set.classes) == (ImageSet.Source.CIFAR10, ["Cat", "Dog"])
     assert sorted(image_set.images.values_list("class_name", "ref")) == [
         ("Cat", "0"),
@@ -380,6 +420,7 @@ def test_bad_uploads_are_refused_with_a_clear_message_and_nothing_is_stored(
     assert message in _errors(res).replace("&#x27;", "'")
     assert ImageSet.objects.exists() is False
     assert SourceImage.objects.exists() is False
+    assert Job.objects.exists() is False
     assert (tmp_path / "pwned").exists() is False
 
 
@@ -489,26 +530,101 @@ def test_mixup_stimuli_from_an_image_set_with_plain_images(researcher: Any) -> N
     study = _draft(researcher)
     client = _logged_in(researcher)
     # when
-    res = client.post(
-        _url("build-stimuli", study),
-        {
-            "image_set": image_set.name,
-            "lambdas": "0.25, 0.75",
-            "n_pairs": 3,
-            "plain_per_class": 1,
-            "seed": 0,
-        },
-        follow=True,
-    )
+    with _jobs_run():
+        res = client.post(
+            _url("build-stimuli", study),
+            {
+                "image_set": image_set.name,
+                "lambdas": "0.25, 0.75",
+                "n_pairs": 3,
+                "plain_per_class": 1,
+                "seed": 0,
+            },
+        )
     # then
+    job, page = _job_page(res, study)
     study.refresh_from_db()
     kinds = sorted(study.stimuli.values_list("kind", "lam"), key=str)
+    assert (job.kind, job.status, job.study_id) == (
+        Job.Kind.GENERATE_STIMULI,
+        Job.Status.DONE,
+        study.id,
+    )
     assert study.classes == list(SHAPE_CLASSES)
     assert kinds.count((Stimulus.Kind.MIXED, 0.25)) == 3
     assert kinds.count((Stimulus.Kind.MIXED, 0.75)) == 3
     assert kinds.count((Stimulus.Kind.PLAIN, None)) == 3
-    assert "Generated 9 new stimuli (9 in total)." in _errors(res)
-    assert _errors(res).count('title="mixed_') + _errors(res).count('title="plain_') == 8
+    assert "Generated 9 new stimuli (9 in total)." in page
+    assert f'href="/dashboard/studies/{study.slug}/build/stimuli/" id="job-next"' in page
+    stimuli_page = _errors(client.get(_url("build-stimuli", study)))
+    assert stimuli_page.count('title="mixed_') + stimuli_page.count('title="plain_') == 8
+
+
+def test_the_stimuli_page_links_to_a_generation_still_running(researcher: Any) -> None:
+    # given a generation queued but not run
+    image_set = _image_set(researcher)
+    study = _draft(researcher)
+    client = _logged_in(researcher)
+    with TestCase.captureOnCommitCallbacks(execute=False):
+        res = client.post(
+            _url("build-stimuli", study),
+            {"image_set": image_set.name, "lambdas": "0.5", "n_pairs": 2, "seed": 0},
+        )
+    # when
+    page = _errors(client.get(_url("build-stimuli", study)))
+    # then
+    assert f'<a href="{res["Location"]}">follow its progress' in page
+    assert Stimulus.objects.exists() is False
+
+
+def test_a_generation_that_fails_in_the_worker_shows_why_and_writes_nothing(
+    researcher: Any,
+) -> None:
+    # given a generation queued while the study was a draft
+    image_set = _image_set(researcher)
+    study = _draft(researcher)
+    with TestCase.captureOnCommitCallbacks(execute=False) as queued:
+        res = _logged_in(researcher).post(
+            _url("build-stimuli", study),
+            {"image_set": image_set.name, "lambdas": "0.5", "n_pairs": 2, "seed": 0},
+        )
+    # when the study is launched before the worker runs the job
+    Study.objects.filter(id=study.id).update(status=Study.Status.LIVE)
+    for callback in queued:
+        callback()
+    # then
+    job, page = _job_page(res, study)
+    assert job.status == Job.Status.FAILED
+    assert job.error == (
+        "Nothing was generated: Stimuli can be generated only while the study is a draft; "
+        "it is live."
+    )
+    assert job.error in page
+    assert Stimulus.objects.exists() is False
+
+
+def test_a_job_page_is_only_for_its_owner_and_its_study(researcher: Any) -> None:
+    # given
+    image_set = _image_set(researcher)
+    study = _draft(researcher)
+    with _jobs_run():
+        res = _logged_in(researcher).post(
+            _url("build-stimuli", study),
+            {"image_set": image_set.name, "lambdas": "0.5", "n_pairs": 1, "seed": 0},
+        )
+    job = Job.objects.get(kind=Job.Kind.GENERATE_STIMULI)
+    other_study = _draft(researcher, slug="other-draft")
+    # when
+    stranger = _logged_in(UserFactory(username="stranger")).get(res["Location"])
+    wrong_study = _logged_in(researcher).get(
+        reverse("dashboard:build-job", kwargs={"slug": other_study.slug, "job_id": job.public_id})
+    )
+    anonymous = Client().get(res["Location"])
+    # then
+    assert stranger.status_code == 403
+    assert wrong_study.status_code == 404
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/accounts/login/")
 
 
 @pytest.mark.parametrize(
@@ -519,11 +635,14 @@ def test_midpoint_series_from_an_image_set(researcher: Any, trial_type: str) -> 
     image_set = _image_set(researcher)
     study = _draft(researcher, trial_type=trial_type)
     # when
-    res = _logged_in(researcher).post(
-        _url("build-stimuli", study), {"image_set": image_set.name, "n_pairs": 2, "seed": 0}
-    )
+    with _jobs_run():
+        res = _logged_in(researcher).post(
+            _url("build-stimuli", study), {"image_set": image_set.name, "n_pairs": 2, "seed": 0}
+        )
     # then
-    assert res.status_code == 302
+    job, page = _job_page(res, study)
+    assert job.status == Job.Status.DONE
+    assert "Generated 2 new stimuli (2 in total)." in page
     assert list(study.stimuli.values_list("kind", flat=True)) == [Stimulus.Kind.SERIES] * 2
     assert StimulusImage.objects.filter(stimulus__study=study, role="step").count() == 22
 
@@ -554,6 +673,7 @@ def test_stimulus_generation_refuses_bad_input_and_writes_nothing(
     assert res.status_code == 400
     assert message in _errors(res)
     assert Stimulus.objects.exists() is False
+    assert Job.objects.filter(kind=Job.Kind.GENERATE_STIMULI).exists() is False
     assert study.classes == CLASSES
 
 
@@ -598,10 +718,11 @@ def test_stimuli_are_only_generated_while_the_study_is_a_draft(
 def _study_with_stimuli(researcher: Any, n_pairs: int = 5) -> Study:
     image_set = _image_set(researcher)
     study = _draft(researcher)
-    _logged_in(researcher).post(
-        _url("build-stimuli", study),
-        {"image_set": image_set.name, "lambdas": "0.5", "n_pairs": n_pairs, "seed": 0},
-    )
+    with _jobs_run():
+        _logged_in(researcher).post(
+            _url("build-stimuli", study),
+            {"image_set": image_set.name, "lambdas": "0.5", "n_pairs": n_pairs, "seed": 0},
+        )
     study.refresh_from_db()
     assert study.stimuli.count() == n_pairs
     return study
@@ -1081,7 +1202,8 @@ def test_preview_shows_each_interfaces_own_trial_page(
     data = {"image_set": image_set.name, "n_pairs": 2, "seed": 0}
     if trial_type == Study.TrialType.MIXING_FACTOR:
         data["lambdas"] = "0.25"
-    _logged_in(researcher).post(_url("build-stimuli", study), data)
+    with _jobs_run():
+        _logged_in(researcher).post(_url("build-stimuli", study), data)
     client = _logged_in(researcher)
     client.get(_preview_url("session", study))
     client.post(_preview_url("consent", study), {"adult": "on", "understood": "on", "agree": "on"})
