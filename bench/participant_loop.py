@@ -288,7 +288,9 @@ def _baseline_journey(client: Any, index: int) -> Any:
     return out
 
 
-def run_baseline(base_url: str, participants: int, concurrency: int) -> dict[str, Any]:
+def run_baseline(
+    base_url: str, participants: int, concurrency: int, keepalive: bool
+) -> dict[str, Any]:
     from elicitation.simulation import run_load, summarise
 
     load = run_load(
@@ -296,13 +298,21 @@ def run_baseline(base_url: str, participants: int, concurrency: int) -> dict[str
         participants=participants,
         concurrency=concurrency,
         base_url=base_url,
+        keepalive=keepalive,
     )
     result = summarise(load, lost=[], lost_check="none (no answers)", allow_full=False)
     return {**result, "concurrency": concurrency}
 
 
 def run_hmix(
-    base_url: str, study: Any, participants: int, concurrency: int, redis_url: str, seed: int
+    base_url: str,
+    study: Any,
+    participants: int,
+    concurrency: int,
+    *,
+    redis_url: str,
+    seed: int,
+    keepalive: bool,
 ) -> dict[str, Any]:
     from elicitation.simulation import simulate
 
@@ -319,6 +329,7 @@ def run_hmix(
             base_url=base_url,
             seed=seed,
             on_ack=on_ack,
+            keepalive=keepalive,
         )
         poll.load_stopped_at = time.monotonic()
         # Every answer is committed once its participant is done: from now on labels must catch
@@ -370,24 +381,32 @@ def _fmt(v: Any) -> str:
     return "never" if v is None else str(v)
 
 
-def report(rows: list[dict[str, Any]], args: argparse.Namespace, pg_version: str) -> str:
+def _commit() -> str:
+    """The code measured: HEAD when the bench started, and whether the tree differed from it."""
     dirty = " (with uncommitted changes)" if _git("status", "--porcelain") else ""
-    commit = _git("rev-parse", "--short", "HEAD")
+    return f"`{_git('rev-parse', '--short', 'HEAD')}`{dirty}"
+
+
+def report(
+    rows: list[dict[str, Any]], args: argparse.Namespace, pg_version: str, commit: str
+) -> str:
     lines = [
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit `{commit}`"
-        f"{dirty} on {platform.machine()} with {os.cpu_count()} cores (shared with the load "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit} on "
+        f"{platform.machine()} with {os.cpu_count()} cores (shared with the load "
         f"generator and the database), Python {platform.python_version()}, {pg_version}, "
         f"gunicorn {_version('gunicorn')}, Celery {_version('celery')}. "
         f"Command: `make bench` (= `.venv/bin/python bench/participant_loop.py "
         f"--levels {','.join(map(str, args.levels))} --min-participants "
-        f"{args.min_participants}`).",
+        f"{args.min_participants}{' --no-keepalive' if args.no_keepalive else ''}`).",
         "",
         "Both apps run under gunicorn `" + " ".join(GUNICORN) + "` on the same PostgreSQL "
         "database; H-Mix with `hmix_site.settings.production` and one `celery -A hmix_site worker "
         "-c 2` on Redis, the baseline is bench/baseline_app (one indexed SELECT + one INSERT per "
         "request). Each level runs baseline, H-Mix, baseline, H-Mix; a run is "
         "max(min-participants, concurrency) participants (the same for both apps) through the "
-        "client of `elicitation/simulation.py` (think time 0, keep-alive). A baseline "
+        "client of `elicitation/simulation.py` (think time 0, "
+        + ("a new connection per request" if args.no_keepalive else "keep-alive")
+        + "). A baseline "
         f"participant sends {JOURNEY_REQUESTS} requests, an H-Mix one "
         "its whole journey (24 requests, more after a misread comprehension check or a retried "
         "submit). req/s = every HTTP request of the run over its wall time. errors = participants "
@@ -521,6 +540,11 @@ def main() -> None:
         help="Participants per run: this many (about 3,000 requests), or the concurrency if more",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-keepalive",
+        action="store_true",
+        help="A new TCP connection per request (to see what keep-alive changes)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
 
@@ -529,6 +553,8 @@ def main() -> None:
         raise SystemExit(f"stopped by signal {signum}")
 
     signal.signal(signal.SIGTERM, terminate)
+    keepalive = not args.no_keepalive
+    commit = _commit()
     tmp = Path(tempfile.mkdtemp(prefix="hmix-bench-"))
     procs = Processes(tmp)
     rows: list[dict[str, Any]] = []
@@ -571,8 +597,19 @@ def main() -> None:
             pg_version = f"PostgreSQL {cur.fetchone()[0]}"
 
         runs: list[tuple[str, Callable[[int, int], dict[str, Any]]]] = [
-            ("baseline", lambda n, c: run_baseline(baseline, n, c)),
-            ("H-Mix", lambda n, c: run_hmix(hmix, study, n, c, REDIS_URL, args.seed + len(rows))),
+            ("baseline", lambda n, c: run_baseline(baseline, n, c, keepalive)),
+            (
+                "H-Mix",
+                lambda n, c: run_hmix(
+                    hmix,
+                    study,
+                    n,
+                    c,
+                    redis_url=REDIS_URL,
+                    seed=args.seed + len(rows),
+                    keepalive=keepalive,
+                ),
+            ),
         ]
         for level in args.levels:
             for app, run in runs * 2:
@@ -592,7 +629,7 @@ def main() -> None:
                     flush=True,
                 )
         procs.check_alive()
-        body = report(rows, args, pg_version)
+        body = report(rows, args, pg_version, commit)
         replace_section(args.out, HEADING, body)
         print(body)
     finally:
