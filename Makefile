@@ -46,7 +46,7 @@ test: install services browser
 	$(BIN)/python -m pytest -q --create-db
 
 bench: install services
-	$(BIN)/python bench/simulate.py
+	$(BIN)/python bench/participant_loop.py
 
 clean:
 	rm -rf $(VENV) staticfiles media db.sqlite3*

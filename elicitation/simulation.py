@@ -1,19 +1,32 @@
 """Simulated participants who go through the real HTTP journey (pilots, load tests, benchmarks).
 
-Each simulated worker uses only the participant JSON API, like a browser would. To answer
-plausibly it looks the trial's stimulus up in the database (a noisy version of the mixup label),
-falling back to a random answer when the server is not backed by this database.
+Each simulated worker uses only the participant JSON API, like a browser would, over one
+keep-alive HTTP connection per client thread. Every participant ends in an `Outcome`; one that
+does not reach `completed` is an error with its reason (only "full" may be allowed explicitly).
+A completed participant whose answers are not all stored is `lost`.
+
+Database use is bounded whatever the concurrency (the tester's run at concurrency 200 exhausted
+PostgreSQL's connections because every client thread opened its own):
+- client threads never touch the database;
+- the plausible-answer oracle reads it from ONE dedicated thread (`AnswerOracle`): the study's
+  stimuli once, then one query per participant for its trials;
+- the caller's thread runs the final `lost` check, one aggregate query;
+- the local server the command may start runs requests on a pool of LOCAL_SERVER_MAX_IN_FLIGHT
+  threads, one connection each.
+So the simulator holds at most 2 connections, plus LOCAL_SERVER_MAX_IN_FLIGHT for its own server.
+With a `str` study (no oracle) the simulator itself makes no database query at all.
 """
 
+import http.client
 import json
 import random
 import statistics
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +34,14 @@ from typing import Any
 
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections, connections
+from django.db import connections
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
-from elicitation import selectors
-from elicitation.models import Participant, Response, Stimulus, Study, Trial
+from elicitation.models import Participant, Response, Stimulus, StimulusImage, Study, Trial
+
+# Threads of the command's own server that run requests; each holds one database connection.
+LOCAL_SERVER_MAX_IN_FLIGHT = 8
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -32,11 +49,51 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _PooledApp:
+    """The WSGI app run by a fixed pool of `size` threads, each with its own DB connection.
+
+    The threaded server starts one thread per client connection, and Django keeps a database
+    connection per thread, so served directly a --concurrency of 200 would mean 200 connections.
+    Handing each request to this pool bounds them to `size`.
+    """
+
+    def __init__(self, app: Any, size: int):
+        self._app = app
+        self._size = size
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="sim-server")
+
+    def _call(self, environ: dict[str, Any], start_response: Any) -> bytes:
+        result = self._app(environ, start_response)
+        try:
+            return b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()  # sends request_finished, as the server would
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        return [self._pool.submit(self._call, environ, start_response).result()]
+
+    def close(self) -> None:
+        # One task per pool thread (the barrier holds each until all have one), so every
+        # thread closes its own connection.
+        barrier = threading.Barrier(self._size)
+
+        def close_own() -> None:
+            connections.close_all()
+            barrier.wait()
+
+        for future in [self._pool.submit(close_own) for _ in range(self._size)]:
+            future.result()
+        self._pool.shutdown()
+
+
 @contextmanager
 def local_server() -> Iterator[str]:
     """Serve this project on a free loopback port in background threads; yields the base URL."""
     server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=False)
-    server.set_app(get_wsgi_application())
+    app = _PooledApp(get_wsgi_application(), LOCAL_SERVER_MAX_IN_FLIGHT)
+    server.set_app(app)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -45,42 +102,131 @@ def local_server() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+        app.close()
         connections.close_all()
 
 
+# --- HTTP ------------------------------------------------------------------------------------
+
+
 class HttpError(Exception):
-    def __init__(self, status: int, body: str):
+    def __init__(self, status: int, body: str, kind: str = ""):
         super().__init__(f"HTTP {status}: {body[:200]}")
         self.status = status
+        self.kind = kind
 
 
-def _request(
-    url: str, payload: dict[str, Any] | None = None, timeout: float = 60
-) -> tuple[int, Any]:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(  # noqa: S310 (URL built from a base the operator gave)
-        url,
-        data=data,
-        method="GET" if data is None else "POST",
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310
-            return res.status, json.loads(res.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raise HttpError(exc.code, exc.read().decode(errors="replace")) from exc
+def percentile(values: list[float], q: int) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 @dataclass
-class RunStats:
-    completed: int = 0
-    responses: int = 0
-    errors: int = 0
-    full: int = 0
-    retries: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    error_messages: list[str] = field(default_factory=list)
+class Recorder:
+    """Every HTTP request of a run: latencies per request kind, and reconnects."""
+
+    latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    reconnects: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, kind: str, elapsed_ms: float) -> None:
+        with self.lock:
+            self.latencies_ms.setdefault(kind, []).append(elapsed_ms)
+
+    def reconnected(self) -> None:
+        with self.lock:
+            self.reconnects += 1
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.latencies_ms.values())
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """n, p50/p95/p99/max in ms per kind, and over all requests as "all"."""
+        kinds = {**self.latencies_ms, "all": [x for v in self.latencies_ms.values() for x in v]}
+        return {
+            kind: {
+                "n": len(values),
+                "p50": round(percentile(values, 50), 1),
+                "p95": round(percentile(values, 95), 1),
+                "p99": round(percentile(values, 99), 1),
+                "max": round(max(values, default=0.0), 1),
+            }
+            for kind, values in sorted(kinds.items())
+        }
+
+
+class Client:
+    """One client thread's HTTP/1.1 connection, kept alive between requests (stdlib only).
+
+    Keep-alive matters for a fair load test: a new TCP connection per request costs the server
+    an accept and the client a handshake that a browser would not pay.
+    """
+
+    def __init__(self, base_url: str, recorder: Recorder, *, timeout: float, keepalive: bool):
+        parts = urllib.parse.urlsplit(base_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/")
+        self._recorder = recorder
+        self._timeout = timeout
+        self._keepalive = keepalive
+        self._conn: http.client.HTTPConnection | None = None
+        self._reused = False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        self._reused = False
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self._timeout)
+        return self._conn
+
+    def request(self, kind: str, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        """Send one request; returns (status, JSON body). Raises HttpError unless 2xx."""
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if not self._keepalive:
+            headers["Connection"] = "close"
+        for attempt in (1, 2):
+            conn, reused = self._connection(), self._reused
+            started = time.perf_counter()
+            try:
+                conn.request(method, self._prefix + path, body=body, headers=headers)
+                res = conn.getresponse()
+                data = res.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                # A kept-alive connection the server closed while idle: the request never got
+                # there. Sent again once on a new connection (and counted); any other failure
+                # ends the participant.
+                if attempt == 1 and reused:
+                    self._recorder.reconnected()
+                    continue
+                raise
+            except (OSError, http.client.HTTPException):
+                self.close()
+                raise
+            self._recorder.record(kind, (time.perf_counter() - started) * 1000)
+            if res.will_close or not self._keepalive:
+                self.close()
+            else:
+                self._reused = True
+            if not 200 <= res.status < 300:
+                raise HttpError(res.status, data.decode(errors="replace"), kind)
+            return res.status, json.loads(data or b"null")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- answers ---------------------------------------------------------------------------------
 
 
 def _categorical(rng: random.Random, s: Stimulus | None, class_order: list[str]) -> dict[str, Any]:
@@ -111,16 +257,20 @@ def _walk(start: int, target: int) -> list[dict[str, Any]]:
     return visits
 
 
-def plausible_answer(rng: random.Random, trial_id: int, view: dict[str, Any]) -> dict[str, Any]:
+def plausible_answer(
+    rng: random.Random,
+    view: dict[str, Any],
+    *,
+    stimulus: Stimulus | None = None,
+    display: dict[str, Any] | None = None,
+    iri_targets: list[int] | None = None,
+) -> dict[str, Any]:
     """An answer a person might give: a noisy version of what the stimulus really is.
 
-    The simulator reads the trial from the database to know that; without it (a remote site on
-    another database) it falls back to a random but valid answer.
+    Without the stimulus and display (no oracle: a remote site on another database) it is a
+    random but valid answer. Pure: the caller fetched what it needs.
     """
-    trial = Trial.objects.select_related("stimulus__study").filter(id=trial_id).first()
-    close_old_connections()
-    s = trial.stimulus if trial is not None else None
-    display = trial.display if trial is not None else {}
+    s, display, targets = stimulus, display or {}, iri_targets or []
     if "class_order" in view:
         return _categorical(rng, s, view["class_order"])
     if "step_urls" in view:  # C: walk from the start step to where the mix looks 50/50
@@ -139,8 +289,8 @@ def plausible_answer(rng: random.Random, trial_id: int, view: dict[str, Any]) ->
             wanted = "target" if rng.random() < 0.3 else "start"
         return {"choice": "left" if placement[0] == wanted else "right"}
     if "row_urls" in view:  # F
-        columns, rows = display.get("columns", [0, 1, 2]), display.get("rows", [])
-        targets = selectors.iri_row_targets(stimulus_id=s.id) if s is not None else []
+        n_columns = len(view.get("column_urls", [])) or 3
+        columns, rows = display.get("columns", list(range(n_columns))), display.get("rows", [])
         picks = []
         for i in range(len(view["row_urls"])):
             row = rows[i] if i < len(rows) else {"kind": "iri", "index": i}
@@ -150,7 +300,9 @@ def plausible_answer(rng: random.Random, trial_id: int, view: dict[str, Any]) ->
                 else (targets[row["index"]] if row["index"] < len(targets) else 0)
             )
             good = rng.random() < (0.95 if row["kind"] == "catch" else 0.5)
-            picks.append(columns.index(true) if good else rng.randrange(len(columns)))
+            picks.append(
+                columns.index(true) if good and true in columns else rng.randrange(len(columns))
+            )
         return {"assignments": picks}
     # B: the mixing slider, λ̂ = 1 − value/100 around the true λ, and a confidence.
     lam = s.lam if s is not None and s.lam is not None else 0.5
@@ -163,118 +315,401 @@ def plausible_answer(rng: random.Random, trial_id: int, view: dict[str, Any]) ->
     }
 
 
-def _one_participant(
-    base: str, study: Study, index: int, run_id: str, seed: int, stats: RunStats
-) -> None:
-    rng = random.Random(seed * 100_003 + index)  # noqa: S311 (simulation, not security)
-    api = f"{base}/api/participant/sessions"
+@dataclass(frozen=True)
+class TrialInfo:
+    stimulus: Stimulus | None
+    display: dict[str, Any]
+    iri_targets: list[int]
+
+
+class AnswerOracle:
+    """What each trial really shows, read from the database by ONE dedicated thread.
+
+    Client threads ask it through a single-worker executor, so however many client threads run,
+    the oracle holds exactly one database connection (closed by `close`). The study's stimuli
+    and IRI row targets are read once; a participant's trials in one query when it reaches them.
+    """
+
+    def __init__(self, study: Study):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim-oracle")
+        self._study_id = study.id
+        self._stimuli, self._targets = self._pool.submit(self._load_study).result()
+
+    def _load_study(self) -> tuple[dict[int, Stimulus], dict[int, list[int]]]:
+        stimuli = {
+            s.id: s
+            for s in Stimulus.objects.filter(study_id=self._study_id).only(
+                "id", "lam", "class1", "class2", "true_class"
+            )
+        }
+        targets: dict[int, list[int]] = {}
+        rows = StimulusImage.objects.filter(stimulus__study_id=self._study_id, role="row")
+        for stimulus_id, meta in rows.order_by("stimulus_id", "index").values_list(
+            "stimulus_id", "meta"
+        ):
+            targets.setdefault(stimulus_id, []).append(int(meta["target"]))
+        return stimuli, targets
+
+    def _load_trials(self, token: str) -> dict[int, TrialInfo]:
+        rows = Trial.objects.filter(participant__token=token).values_list(
+            "id", "stimulus_id", "display"
+        )
+        return {
+            trial_id: TrialInfo(
+                stimulus=self._stimuli.get(stimulus_id),
+                display=display or {},
+                iri_targets=self._targets.get(stimulus_id, []),
+            )
+            for trial_id, stimulus_id, display in rows
+        }
+
+    def trials(self, token: str) -> dict[int, TrialInfo]:
+        return self._pool.submit(self._load_trials, token).result()
+
+    def close(self) -> None:
+        self._pool.submit(connections.close_all).result()
+        self._pool.shutdown()
+
+
+# --- one participant -------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """How one simulated participant ended. status: completed, full or error."""
+
+    index: int
+    status: str = "error"
+    stage: str = "not started"
+    token: str = ""
+    acked: int = 0  # new responses the server acknowledged with 201
+    answered: int | None = None  # progress the server reported at completion
+    total: int | None = None
+    reason: str = ""
+    http_status: int | None = None
+    kind: str = ""  # the request that failed
+
+
+AckHook = Callable[[int, float], None]
+
+
+@dataclass
+class _Journey:
+    slug: str
+    run_id: str
+    seed: int
+    comprehension_answers: list[int] | None
+    oracle: AnswerOracle | None
+    on_ack: AckHook | None
+    max_steps: int = 1000
+
+
+class JourneyError(Exception):
+    pass
+
+
+def _participant_journey(ctx: _Journey, client: Client, index: int) -> Outcome:
+    rng = random.Random(ctx.seed * 100_003 + index)  # noqa: S311 (simulation, not security)
+    api = "/api/participant/sessions"
+    out = Outcome(index=index)
+    kind = "start"
     try:
-        _, state = _request(
+        _, state = client.request(
+            kind,
+            "POST",
             f"{api}/",
             {
-                "study": study.slug,
+                "study": ctx.slug,
                 "platform": "prolific",
-                "external_id": f"sim-{run_id}-{index}",
+                "external_id": f"sim-{ctx.run_id}-{index}",
                 "platform_study_id": "simulated",
                 "platform_session_id": uuid.uuid4().hex,
             },
         )
-        token = state["token"]
-        _request(f"{api}/{token}/consent/", {"adult": True, "understood": True, "agree": True})
-        _, state = _request(f"{api}/{token}/instructions/", {})
-        if state["stage"] == "comprehension":
-            answers = [q["answer"] for q in study.comprehension]
-            if rng.random() < 0.1:  # some people misread once and go round the loop again
-                wrong = [
-                    (a + 1) % len(q["options"])
-                    for a, q in zip(answers, study.comprehension, strict=True)
-                ]
-                _request(f"{api}/{token}/comprehension/", {"answers": wrong})
-                _request(f"{api}/{token}/instructions/", {})
-            _, state = _request(f"{api}/{token}/comprehension/", {"answers": answers})
-        if state["stage"] == "full":
-            with stats.lock:
-                stats.full += 1
-            return
-        while state["stage"] == "trials":
-            trial = state["trial"]
-            body = {
-                "trial": trial["id"],
-                "client_key": str(uuid.uuid4()),
-                "rt_ms": rng.randint(2000, 15000),
-                "answer": plausible_answer(rng, trial["id"], trial["view"]),
-            }
-            started = time.perf_counter()
-            status, _ = _request(f"{api}/{token}/responses/", body)
-            elapsed = (time.perf_counter() - started) * 1000
-            if status != 201:
-                raise HttpError(status, "expected 201 for a new response")
-            if rng.random() < 0.05:  # a retried submit must be recognised, not stored twice
-                status, _ = _request(f"{api}/{token}/responses/", body)
-                if status != 200:
-                    raise HttpError(status, "expected 200 for a repeated submit")
-                with stats.lock:
-                    stats.retries += 1
-            with stats.lock:
-                stats.responses += 1
-                stats.latencies_ms.append(elapsed)
-            _, state = _request(f"{api}/{token}/")
-        _, state = _request(f"{api}/{token}/debrief/", {"answers": {"0": "simulated"}})
-        if state["stage"] != "completed":
-            raise HttpError(200, f"ended at stage {state['stage']}")
-        with stats.lock:
-            stats.completed += 1
-    except (HttpError, OSError, KeyError, ValueError) as exc:
-        with stats.lock:
-            stats.errors += 1
-            stats.error_messages.append(f"participant {index}: {exc}")
-    finally:
-        close_old_connections()
+        token = out.token = state["token"]
+        trials: dict[int, TrialInfo] | None = None
+        misread = False
+        for _ in range(ctx.max_steps):
+            out.stage = stage = state["stage"]
+            if stage == "consent":
+                kind, path = "consent", f"{api}/{token}/consent/"
+                _, state = client.request(
+                    kind, "POST", path, {"adult": True, "understood": True, "agree": True}
+                )
+            elif stage == "instructions":
+                kind = "instructions"
+                _, state = client.request(kind, "POST", f"{api}/{token}/instructions/", {})
+            elif stage == "comprehension":
+                kind = "comprehension"
+                answers = ctx.comprehension_answers
+                if answers is None:
+                    raise JourneyError("comprehension answers unknown (--comprehension-answers)")
+                if not misread and rng.random() < 0.1:
+                    # Some people misread once and go round the loop again.
+                    misread = True
+                    options = [len(q["options"]) for q in state["comprehension"]]
+                    answers = [(a + 1) % n for a, n in zip(answers, options, strict=True)]
+                _, state = client.request(
+                    kind, "POST", f"{api}/{token}/comprehension/", {"answers": answers}
+                )
+            elif stage == "trials":
+                if trials is None and ctx.oracle is not None:
+                    trials = ctx.oracle.trials(token)
+                trial = state["trial"]
+                if trial is None:
+                    raise JourneyError("stage trials without a current trial")
+                info = (trials or {}).get(trial["id"])
+                body = {
+                    "trial": trial["id"],
+                    "client_key": str(uuid.uuid4()),
+                    "rt_ms": rng.randint(2000, 15000),
+                    "answer": plausible_answer(
+                        rng,
+                        trial["view"],
+                        stimulus=info.stimulus if info else None,
+                        display=info.display if info else None,
+                        iri_targets=info.iri_targets if info else None,
+                    ),
+                }
+                kind = "submit"
+                status, stored = client.request(kind, "POST", f"{api}/{token}/responses/", body)
+                if status != 201:
+                    raise HttpError(status, "expected 201 for a new response", kind)
+                out.acked += 1
+                if ctx.on_ack is not None:
+                    ctx.on_ack(int(stored["id"]), time.monotonic())
+                if rng.random() < 0.05:  # a retried submit must be recognised, not stored twice
+                    kind = "resubmit"
+                    status, again = client.request(kind, "POST", f"{api}/{token}/responses/", body)
+                    if status != 200 or again["id"] != stored["id"]:
+                        raise HttpError(status, "expected 200 and the same response", kind)
+                kind = "state"
+                _, state = client.request(kind, "GET", f"{api}/{token}/")
+            elif stage == "debrief":
+                kind = "debrief"
+                _, state = client.request(
+                    kind, "POST", f"{api}/{token}/debrief/", {"answers": {"0": "simulated"}}
+                )
+            elif stage == "completed":
+                out.status = "completed"
+                out.answered = state["progress"]["answered"]
+                out.total = state["progress"]["total"]
+                return out
+            elif stage == "full":
+                out.status, out.kind = "full", kind
+                out.reason = "ended at stage full (no batch slot)"
+                return out
+            else:
+                raise JourneyError(f"ended at stage {stage}")
+        raise JourneyError(f"no end after {ctx.max_steps} requests")
+    except HttpError as exc:
+        out.http_status, out.kind = exc.status, exc.kind or kind
+        out.reason = str(exc)
+    except Exception as exc:  # every failure is counted, with its reason
+        out.kind = kind
+        out.reason = f"{type(exc).__name__}: {exc}"
+    return out
 
 
-def _percentile(values: list[float], q: int) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+# --- a run -----------------------------------------------------------------------------------
 
 
-def verify_stored(*, study: Study, run_id: str) -> bool:
-    """Every completed simulated participant has exactly one response per trial."""
-    completed = Participant.objects.filter(
-        study=study, external_id__startswith=f"sim-{run_id}-", stage=Participant.Stage.COMPLETED
+Journey = Callable[[Client, int], Outcome]
+
+
+@dataclass
+class LoadResult:
+    outcomes: list[Outcome]
+    recorder: Recorder
+    wall_s: float
+
+
+def run_load(
+    *,
+    journey: Journey,
+    participants: int,
+    concurrency: int,
+    base_url: str,
+    keepalive: bool = True,
+    timeout: float = 120.0,
+) -> LoadResult:
+    """Run `participants` journeys on `concurrency` client threads; every future is checked."""
+    recorder = Recorder()
+    local = threading.local()
+    clients: list[Client] = []
+    lock = threading.Lock()
+
+    def one(index: int) -> Outcome:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = Client(base_url, recorder, timeout=timeout, keepalive=keepalive)
+            with lock:
+                clients.append(client)
+        return journey(client, index)
+
+    started = time.perf_counter()
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sim-client") as pool:
+        futures = [pool.submit(one, i) for i in range(participants)]
+        for i, future in enumerate(futures):
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:  # a crashed journey is an error too
+                outcomes.append(Outcome(index=i, reason=f"crashed: {type(exc).__name__}: {exc}"))
+    wall = time.perf_counter() - started
+    for client in clients:
+        client.close()
+    return LoadResult(outcomes=outcomes, recorder=recorder, wall_s=wall)
+
+
+def lost_in_database(outcomes: Iterable[Outcome]) -> dict[int, str]:
+    """Completed participants whose stored responses are not one per trial, each acknowledged.
+
+    One aggregate query, whatever the number of participants.
+    """
+    completed = {o.token: o for o in outcomes if o.status == "completed"}
+    if not completed:
+        return {}
+
+    def count(model: type[Trial] | type[Response]) -> Any:
+        rows = model.objects.filter(participant=OuterRef("pk")).order_by()
+        counted = rows.values("participant").annotate(n=Count("id")).values("n")
+        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+    rows = Participant.objects.filter(token__in=list(completed)).annotate(
+        n_trials=count(Trial), n_stored=count(Response)
     )
-    for p in completed:
-        trials = Trial.objects.filter(participant=p).count()
-        stored = Response.objects.filter(participant=p).count()
-        if trials == 0 or trials != stored:
-            return False
-    return True
+    found = {
+        str(token): (stage, n_trials, n_stored)
+        for token, stage, n_trials, n_stored in rows.values_list(
+            "token", "stage", "n_trials", "n_stored"
+        )
+    }
+    lost = {}
+    for token, o in completed.items():
+        stage, n_trials, n_stored = found.get(token, ("missing", 0, 0))
+        if stage != Participant.Stage.COMPLETED or n_trials == 0 or n_trials != n_stored:
+            lost[o.index] = (
+                f"participant {o.index}: stage {stage}, {n_stored} of {n_trials} answers stored"
+            )
+        elif n_stored != o.acked:
+            lost[o.index] = f"participant {o.index}: {n_stored} stored, {o.acked} acknowledged"
+    return lost
+
+
+def lost_over_http(outcomes: Iterable[Outcome]) -> dict[int, str]:
+    """Without the database: the server's own progress at completion must match what was sent."""
+    return {
+        o.index: f"participant {o.index}: server reports {o.answered} of {o.total} answered, "
+        f"{o.acked} acknowledged"
+        for o in outcomes
+        if o.status == "completed" and not (o.total and o.answered == o.total == o.acked)
+    }
+
+
+def error_message(o: Outcome) -> str:
+    status = f" HTTP {o.http_status}" if o.http_status is not None else ""
+    return f"participant {o.index} at stage {o.stage} ({o.kind or '-'}{status}): {o.reason}"
+
+
+def summarise(
+    load: LoadResult, *, lost: list[str], lost_check: str, allow_full: bool
+) -> dict[str, Any]:
+    outcomes = load.outcomes
+    completed = [o for o in outcomes if o.status == "completed"]
+    full = [o for o in outcomes if o.status == "full"]
+    failed = [o for o in outcomes if o.status == "error" or (o.status == "full" and not allow_full)]
+    latency = load.recorder.summary()
+    submits = latency.get("submit", {"p50": 0.0, "p95": 0.0, "p99": 0.0})
+    responses = sum(o.acked for o in outcomes)
+    requests = load.recorder.requests
+    wall = load.wall_s
+    return {
+        "participants": len(outcomes),
+        "completed": len(completed),
+        "errors": len(failed),
+        "lost": len(lost),
+        "full": len(full),
+        "full_allowed": allow_full,
+        "responses": responses,
+        "requests": requests,
+        "requests_per_s": round(requests / wall, 2) if wall else 0.0,
+        "trials_per_s": round(responses / wall, 2) if wall else 0.0,
+        # Of response submissions, as before; every request kind is in latency_ms.
+        "p50_ms": submits["p50"],
+        "p95_ms": submits["p95"],
+        "p99_ms": submits["p99"],
+        "latency_ms": latency,
+        "reconnects": load.recorder.reconnects,
+        "wall_s": round(wall, 2),
+        "lost_check": lost_check,
+        "all_completed_stored": not lost,
+        "error_reasons": dict(
+            Counter(
+                f"{o.stage}/{o.kind or '-'}"
+                + (f"/HTTP {o.http_status}" if o.http_status is not None else "")
+                for o in failed
+            )
+        ),
+        "error_messages": [error_message(o) for o in failed],
+        "lost_messages": lost,
+    }
 
 
 def simulate(
-    *, study: Study, participants: int, concurrency: int, base_url: str, seed: int = 0
+    *,
+    study: Study | str,
+    participants: int,
+    concurrency: int,
+    base_url: str,
+    seed: int = 0,
+    oracle: bool = True,
+    allow_full: bool = False,
+    comprehension_answers: list[int] | None = None,
+    keepalive: bool = True,
+    on_ack: AckHook | None = None,
 ) -> dict[str, Any]:
+    """Pilot `study` with simulated participants over HTTP and count what went wrong.
+
+    `study` as a slug (str) uses no database at all: random answers, `comprehension_answers`
+    given by the caller, lost checked against the server's reported progress. As a Study, the
+    comprehension answers come from it, answers are plausible unless `oracle` is False, and lost
+    is checked in the database (which must be the one behind `base_url`).
+    """
     run_id = uuid.uuid4().hex[:8]
-    stats = RunStats()
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for i in range(participants):
-            pool.submit(_one_participant, base_url.rstrip("/"), study, i, run_id, seed, stats)
-    wall = time.perf_counter() - started
-    return {
-        "completed": stats.completed,
-        "responses": stats.responses,
-        "errors": stats.errors,
-        "trials_per_s": round(stats.responses / wall, 2) if wall else 0.0,
-        "p50_ms": round(_percentile(stats.latencies_ms, 50), 1),
-        "p95_ms": round(_percentile(stats.latencies_ms, 95), 1),
-        "p99_ms": round(_percentile(stats.latencies_ms, 99), 1),
-        "full": stats.full,
-        "retries": stats.retries,
-        "wall_s": round(wall, 2),
-        "all_completed_stored": verify_stored(study=study, run_id=run_id),
-        "run_id": run_id,
-        "error_messages": stats.error_messages[:10],
-    }
+    if isinstance(study, Study):
+        slug = study.slug
+        if comprehension_answers is None:
+            comprehension_answers = [q["answer"] for q in study.comprehension]
+    else:
+        slug = study
+    answer_oracle = AnswerOracle(study) if isinstance(study, Study) and oracle else None
+    ctx = _Journey(
+        slug=slug,
+        run_id=run_id,
+        seed=seed,
+        comprehension_answers=comprehension_answers,
+        oracle=answer_oracle,
+        on_ack=on_ack,
+    )
+    try:
+        load = run_load(
+            journey=lambda client, index: _participant_journey(ctx, client, index),
+            participants=participants,
+            concurrency=concurrency,
+            base_url=base_url.rstrip("/"),
+            keepalive=keepalive,
+        )
+    finally:
+        if answer_oracle is not None:
+            answer_oracle.close()
+    # Both checks where the database is at hand; a participant lost in either counts once.
+    lost = lost_over_http(load.outcomes)
+    check = "http"
+    if isinstance(study, Study):
+        lost = {**lost, **lost_in_database(load.outcomes)}
+        check = "database"
+    result = summarise(
+        load, lost=[lost[i] for i in sorted(lost)], lost_check=check, allow_full=allow_full
+    )
+    return {**result, "concurrency": concurrency, "run_id": run_id}

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from bench.baseline_app.views import hit
+
+urlpatterns = [path("hit/<int:key>/", hit)]
