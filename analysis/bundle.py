@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from analysis import exports, selectors
+from analysis import export_sql, exports, selectors
 from analysis.aggregation import Method
 from analysis.models import AnalysisResult
 from elicitation import selectors as elicitation_selectors
@@ -543,21 +543,30 @@ def write_chunks(
     on_rows: Callable[[int], None] | None = None,
     every: int = REPORT_EVERY,
 ) -> int:
-    """Write an export stream to `fh`, WRITE_BUFFER bytes at a time; returns the chunks written.
+    """Write an export stream to `fh`, WRITE_BUFFER bytes at a time; returns the rows written.
 
-    Every export yields about one chunk per row, so `on_rows(n)` is told every `every` chunks
-    (and once for the rest at the end).
+    A chunk is one row, or, from the batched writers, an exports Chunk that knows how many rows
+    it holds; `on_rows(n)` is told every `every` rows (and once for the rest at the end).
     """
     buf = bytearray()
     count = 0
     pending = 0
     for chunk in chunks:
-        buf += chunk.encode() if isinstance(chunk, str) else chunk
-        if len(buf) >= WRITE_BUFFER:
-            fh.write(buf)
-            buf.clear()
-        count += 1
-        pending += 1
+        data = chunk.encode() if isinstance(chunk, str) else chunk
+        if len(data) >= WRITE_BUFFER:
+            # A whole window of rows: written as it is rather than copied into the buffer.
+            if buf:
+                fh.write(buf)
+                buf.clear()
+            fh.write(data)
+        else:
+            buf += data
+            if len(buf) >= WRITE_BUFFER:
+                fh.write(buf)
+                buf.clear()
+        rows = chunk.rows if isinstance(chunk, export_sql.Chunk) else 1
+        count += rows
+        pending += rows
         if on_rows is not None and pending >= every:
             on_rows(pending)
             pending = 0

@@ -1,7 +1,11 @@
 """Streaming exports: each writer yields text or bytes chunks and never holds the whole study.
 
-The same generators serve `manage.py export` (written to a file) and the REST API
-(StreamingHttpResponse), so both give byte-identical files.
+The same generators serve `manage.py export` (written to a file), the REST API
+(StreamingHttpResponse), export jobs and the dataset bundle, so all give byte-identical files.
+
+On PostgreSQL the responses CSV and JSON Lines (and JSON) are rendered by the database with
+COPY, a window of rows at a time (analysis/export_sql.py); the Python writers below stay as the
+portable path (SQLite) and as the definition of the format the SQL reproduces.
 """
 
 import csv
@@ -12,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.db import connection
 from django.db.models import Max, QuerySet
 
-from analysis import aggregation, selectors
+from analysis import aggregation, export_sql, selectors
 from analysis.aggregation import Method
 from analysis.models import AnalysisResult, SoftLabel
 from elicitation.models import Response, Study, Trial
@@ -114,9 +119,9 @@ RESPONSE_COLUMNS = [
 ]
 
 
-def _responses(study: Study) -> Iterator[dict[str, Any]]:
+def _responses(study: Study, *, until: int, after: int = 0) -> Iterator[dict[str, Any]]:
     qs = (
-        Response.objects.filter(study=study)
+        Response.objects.filter(study=study, id__gt=after, id__lte=until)
         .select_related("participant__batch", "stimulus")
         .order_by("id")
     )
@@ -139,12 +144,64 @@ def _annotation_qs(study: Study, method: Method, until: int) -> QuerySet[Respons
     return qs
 
 
-def _annotation_rows(study: Study, method: Method, until: int) -> Iterator[AnnotationRow]:
-    qs = _annotation_qs(study, method, until).select_related("participant", "stimulus")
+# What one annotation row needs, read as plain tuples (no model instances).
+_ANNOTATION_FIELDS = (
+    "stimulus__key",
+    "participant__token",
+    "kind",
+    "id",
+    "top_class",
+    "p1_pct",
+    "second_class",
+    "p2_pct",
+    "impossible",
+)
+# Distinct annotations remembered with their vector: percents are typed whole numbers, so a
+# study has few distinct (top, p1, second, p2, impossible) and most rows are a dictionary hit.
+# Cleared when full, so memory stays bounded whatever the study.
+_CONSTRUCTED_MAX = 50_000
+
+
+@dataclass(frozen=True)
+class _Constructed:
+    probs: np.ndarray
+    reprs: list[str]  # repr(float(p)) of each probability: the CSV cells
+    json: str  # json.dumps(probs.tolist())
+
+
+def _annotation_batches(
+    study: Study, method: Method, until: int
+) -> Iterator[list[tuple[AnnotationRow, _Constructed]]]:
+    """The annotation rows in CHUNK-row batches, each with its (cached) construction."""
+    qs = _annotation_qs(study, method, until).values_list(*_ANNOTATION_FIELDS)
     k = study.n_classes
-    for r in qs.iterator(chunk_size=CHUNK):
-        probs = aggregation.construct(selectors.annotation_from_response(r), k, method)
-        yield AnnotationRow(r.stimulus.key, str(r.participant.token), r.kind, r.id, probs)
+    cache: dict[tuple[Any, ...], _Constructed] = {}
+    batch: list[tuple[AnnotationRow, _Constructed]] = []
+    for key, token, kind, rid, top, p1, second, p2, impossible in qs.iterator(chunk_size=CHUNK):
+        ann_key = (top, p1, second, p2, tuple(impossible))
+        built = cache.get(ann_key)
+        if built is None:
+            annotation = aggregation.Annotation(
+                top=top, p1=p1, second=second, p2=p2, impossible=frozenset(impossible)
+            )
+            probs = aggregation.construct(annotation, k, method)
+            values = probs.tolist()
+            built = _Constructed(probs, [repr(float(p)) for p in values], json.dumps(values))
+            if len(cache) >= _CONSTRUCTED_MAX:
+                cache.clear()
+            cache[ann_key] = built
+        batch.append((AnnotationRow(key, str(token), kind, rid, built.probs), built))
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _csv_lines(rows: list[list[Any]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
 
 
 def export_until(*, study: Study, what: str) -> int:
@@ -177,7 +234,7 @@ def export_stream(
     if what == "responses":
         if fmt.startswith("npy"):
             raise ExportError("Responses export as csv, json or jsonl, not npy.")
-        return _export_responses(study, fmt)
+        return _export_responses(study, fmt, until)
     if what in ANALYSIS_KINDS:
         if fmt.startswith("npy"):
             raise ExportError(f"{what} exports as csv, json or jsonl, not npy.")
@@ -189,74 +246,150 @@ def export_stream(
     return _export_soft_labels(study, fmt, method, until)
 
 
-def _export_responses(study: Study, fmt: str) -> Iterator[str]:
+def uses_copy() -> bool:
+    """Whether the database renders the responses exports (PostgreSQL's COPY)."""
+    return connection.vendor == "postgresql"
+
+
+def _export_responses(study: Study, fmt: str, until: int | None) -> Iterator[str | bytes]:
+    # Responses are bounded by id like the label exports (now, unless told): every window of
+    # the database path, and a live study's new answers, stop at the same row.
+    if until is None:
+        until = export_until(study=study, what="responses")
+    if uses_copy():
+        return _responses_copy(study, fmt, until)
+    return responses_python(study=study, fmt=fmt, until=until)
+
+
+def _response_csv_rows(study: Study, until: int, after: int = 0) -> Iterator[str]:
+    for row in _responses(study, until=until, after=after):
+        yield _csv_line([_csv_cell(row[c]) for c in RESPONSE_COLUMNS])
+
+
+def _response_json_rows(study: Study, until: int, after: int = 0) -> Iterator[str]:
+    for row in _responses(study, until=until, after=after):
+        yield json.dumps(row) + "\n"
+
+
+def _json_preamble(study: Study) -> str:
+    return (
+        '{"study": '
+        + json.dumps(study.slug)
+        + ', "classes": '
+        + json.dumps(study.classes)
+        + ', "responses": ['
+    )
+
+
+def responses_python(*, study: Study, fmt: str, until: int) -> Iterator[str]:
+    """The portable writer (SQLite), and the reference the database path reproduces."""
     if fmt == "csv":
         yield _csv_line(RESPONSE_COLUMNS)
-        for row in _responses(study):
-            yield _csv_line([_csv_cell(row[c]) for c in RESPONSE_COLUMNS])
+        yield from _response_csv_rows(study, until)
     elif fmt == "jsonl":
-        for row in _responses(study):
-            yield json.dumps(row) + "\n"
+        yield from _response_json_rows(study, until)
     else:
-        yield '{"study": ' + json.dumps(study.slug) + ', "classes": ' + json.dumps(study.classes)
-        yield ', "responses": ['
-        for i, row in enumerate(_responses(study)):
+        yield _json_preamble(study)
+        for i, row in enumerate(_responses(study, until=until)):
             yield ("," if i else "") + "\n" + json.dumps(row)
         yield "\n]}\n"
+
+
+def _responses_copy(study: Study, fmt: str, until: int) -> Iterator[str | bytes]:
+    params = {"study": study.id, **export_sql.class_params(study)}
+    windows = export_sql.response_windows(study=study, until=until)
+    if fmt == "csv":
+        yield _csv_line(RESPONSE_COLUMNS)
+        yield from export_sql.copy_windows(
+            sql=export_sql.responses_csv_sql(),
+            params=params,
+            windows=windows,
+            python_rows=lambda lo, hi: _response_csv_rows(study, hi, lo),
+        )
+        return
+    lines = export_sql.copy_windows(
+        sql=export_sql.responses_jsonl_sql(),
+        params=params,
+        windows=windows,
+        python_rows=lambda lo, hi: _response_json_rows(study, hi, lo),
+    )
+    if fmt == "jsonl":
+        yield from lines
+        return
+    # JSON: the same lines, separated by ",\n" inside one list (a line holds no raw newline).
+    yield _json_preamble(study)
+    first = True
+    for chunk in lines:
+        body = chunk[:-1].replace(b"\n", b",\n")
+        yield export_sql.Chunk((b"\n" if first else b",\n") + body, chunk.rows)
+        first = False
+    yield "\n]}\n"
 
 
 def _export_annotations(
     study: Study, fmt: str, method: Method, until: int
 ) -> Iterator[str | bytes]:
     classes = study.classes
+    batches = _annotation_batches(study, method, until)
     if fmt == "csv":
         yield _csv_line(["stimulus", "participant", "kind", "response_id", *classes])
-        for a in _annotation_rows(study, method, until):
-            yield _csv_line(
-                [
-                    a.stimulus_key,
-                    a.participant,
-                    a.kind,
-                    a.response_id,
-                    *(repr(float(p)) for p in a.probs),
-                ]
+        for batch in batches:
+            lines = _csv_lines(
+                [[a.stimulus_key, a.participant, a.kind, a.response_id, *c.reprs] for a, c in batch]
             )
+            yield export_sql.Chunk(lines.encode(), len(batch))
     elif fmt == "jsonl":
-        for a in _annotation_rows(study, method, until):
-            yield (
-                json.dumps(
-                    {
-                        "stimulus": a.stimulus_key,
-                        "participant": a.participant,
-                        "kind": a.kind,
-                        "response_id": a.response_id,
-                        "probs": a.probs.tolist(),
-                    }
-                )
-                + "\n"
+        for batch in batches:
+            lines = "".join(
+                '{"stimulus": '
+                + json.dumps(a.stimulus_key)
+                + ', "participant": '
+                + json.dumps(a.participant)
+                + ', "kind": '
+                + json.dumps(a.kind)
+                + ', "response_id": '
+                + json.dumps(a.response_id)
+                + ', "probs": '
+                + c.json
+                + "}\n"
+                for a, c in batch
             )
+            yield export_sql.Chunk(lines.encode(), len(batch))
     elif fmt == "json":
         # {"classes", "method", "labels": {stimulus_key: [[p, ...], ...]}}; rows arrive grouped
         # by stimulus, so each key is written once.
         yield '{"classes": ' + json.dumps(classes) + ', "method": '
         yield json.dumps(_method_json(method)) + ', "labels": {'
         current: str | None = None
-        for a in _annotation_rows(study, method, until):
-            if a.stimulus_key != current:
-                yield ("]" if current is not None else "") + ("," if current else "")
-                yield "\n" + json.dumps(a.stimulus_key) + ": [" + json.dumps(a.probs.tolist())
-                current = a.stimulus_key
-            else:
-                yield ", " + json.dumps(a.probs.tolist())
+        for batch in batches:
+            parts = []
+            for a, c in batch:
+                if a.stimulus_key != current:
+                    # `is not None`: a stimulus keyed "" used to lose its comma (invalid JSON).
+                    parts.append("]," if current is not None else "")
+                    parts.append("\n" + json.dumps(a.stimulus_key) + ": [" + c.json)
+                    current = a.stimulus_key
+                else:
+                    parts.append(", " + c.json)
+            yield export_sql.Chunk("".join(parts).encode(), len(batch))
         yield ("]" if current is not None else "") + "\n}}\n"
     elif fmt == "npy":
         yield _npy_header(_annotation_qs(study, method, until).count(), len(classes))
-        for a in _annotation_rows(study, method, until):
-            yield a.probs.astype("<f8").tobytes()
+        for batch in batches:
+            block = np.stack([c.probs for _, c in batch]).astype("<f8", copy=False)
+            yield export_sql.Chunk(block.tobytes(), len(batch))
     else:
         yield _csv_line(["row", "stimulus", "participant", "kind", "response_id"])
-        for i, a in enumerate(_annotation_rows(study, method, until)):
-            yield _csv_line([i, a.stimulus_key, a.participant, a.kind, a.response_id])
+        row = 0
+        for batch in batches:
+            lines = _csv_lines(
+                [
+                    [row + i, a.stimulus_key, a.participant, a.kind, a.response_id]
+                    for i, (a, _) in enumerate(batch)
+                ]
+            )
+            row += len(batch)
+            yield export_sql.Chunk(lines.encode(), len(batch))
 
 
 def _export_soft_labels(
