@@ -199,28 +199,77 @@ def _reject_same_second(b: AnnotationBatch) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Shared steps (each line mirrors one line of the per-annotation algorithm in soft-labels.md)
+# Shared steps
+#
+# A response states at most two classes, so every construction's vector is: the (at most two)
+# stated entries, one per-row value on the classes "at zero" that receive mass, and 0 elsewhere.
+# The kernels below compute the stated entries as per-row scalars and fill the N x K matrix
+# once, instead of running every step of the per-annotation algorithm over the whole matrix.
+# Each entry still goes through the same floating-point operations in the same order as in the
+# per-annotation algorithm (soft-labels.md), so the results are the same to the last bit except
+# for the final sum, whose order numpy chooses.
 # --------------------------------------------------------------------------------------------
 
 
-def _rows(b: AnnotationBatch) -> IntArray:
-    return np.arange(len(b))
+@dataclass(frozen=True, eq=False)
+class _Stated:
+    """The stated entries v[t] = p1 / 100 and v[s] = p2 / 100, Q1 (s == t) resolved."""
+
+    top_value: FloatArray  # v[t]: p2 / 100 where s == t overwrote it (Q1)
+    second_ok: BoolArray  # a second entry at another class than t
+    second_index: IntArray  # t where there is none (never read there)
+    second_value: FloatArray  # 0 where there is none
 
 
-def _stated(b: AnnotationBatch, k: int) -> FloatArray:
-    """The stated probabilities: v[t] = p1, v[s] = p2, divided by 100."""
-    v = np.zeros((len(b), k), dtype=np.float64)
-    rows = _rows(b)
-    v[rows, b.top] = b.p1
+def _stated(b: AnnotationBatch) -> _Stated:
     has = b.has_second
-    v[rows[has], b.second[has]] = b.p2[has]  # Q1 in the legacy constructions: overwrites p1
-    result: FloatArray = v / 100
-    return result
+    overwritten = has & (b.second == b.top)  # Q1 in the legacy constructions
+    second_ok = has & ~overwritten
+    return _Stated(
+        top_value=np.where(overwritten, b.p2, b.p1) / 100,
+        second_ok=second_ok,
+        second_index=np.where(second_ok, b.second, b.top),
+        second_value=np.where(second_ok, b.p2, 0.0) / 100,
+    )
+
+
+def _rows(n: int) -> IntArray:
+    return np.arange(n)
+
+
+def _zero_possible(
+    possible: BoolArray, top: IntArray, st: _Stated, top_value: FloatArray, second_value: FloatArray
+) -> BoolArray:
+    """Possible classes whose entry is 0: every possible class but the stated non-zero ones."""
+    at_zero = possible.copy()
+    rows = _rows(top.shape[0])
+    at_zero[rows, top] &= top_value == 0
+    ok = st.second_ok
+    at_zero[rows[ok], st.second_index[ok]] &= second_value[ok] == 0
+    return at_zero
+
+
+def _assemble(
+    at_zero: BoolArray,
+    add: FloatArray,
+    top: IntArray,
+    st: _Stated,
+    top_value: FloatArray,
+    second_value: FloatArray,
+) -> FloatArray:
+    """v with `add` on the classes at zero and the stated values at t and s."""
+    v = np.where(at_zero, add[:, None], 0.0)
+    rows = _rows(top.shape[0])
+    v[rows, top] = np.where(at_zero[rows, top], v[rows, top], top_value)
+    ok = st.second_ok
+    si = st.second_index[ok]
+    v[rows[ok], si] = np.where(at_zero[rows[ok], si], v[rows[ok], si], second_value[ok])
+    return v
 
 
 def _one_hot(index: IntArray, k: int) -> FloatArray:
     v = np.zeros((index.shape[0], k), dtype=np.float64)
-    v[np.arange(index.shape[0]), index] = 1.0
+    v[_rows(index.shape[0]), index] = 1.0
     return v
 
 
@@ -234,9 +283,10 @@ def _normalise_or_top(v: FloatArray, top: IntArray) -> FloatArray:
     """
     total = v.sum(axis=1)
     fallback = (total == 0.0) | ~np.isfinite(total)
-    result: FloatArray = v / np.where(fallback, 1.0, total)[:, None]
-    result[fallback] = _one_hot(top[fallback], v.shape[1])
-    return result
+    v /= np.where(fallback, 1.0, total)[:, None]
+    if fallback.any():
+        v[fallback] = _one_hot(top[fallback], v.shape[1])
+    return v
 
 
 def _reaches_one(s: FloatArray) -> BoolArray:
@@ -244,19 +294,10 @@ def _reaches_one(s: FloatArray) -> BoolArray:
     return result
 
 
-def _spread_and_shrink(
-    v: FloatArray, at_zero: BoolArray, add: FloatArray, shrink_by: FloatArray | None
-) -> FloatArray:
-    """`v[at_zero] += add` and, where `shrink_by` is set, `v[stated] *= shrink_by`.
-
-    `stated` is taken before the additions. np.where keeps every other entry bit-identical.
-    """
-    stated = v != 0
-    out: FloatArray = np.where(at_zero, v + add[:, None], v)
-    if shrink_by is not None:
-        shrink = ~np.isnan(shrink_by)
-        out = np.where(stated & shrink[:, None], out * shrink_by[:, None], out)
-    return out
+def _shrunk(value: FloatArray, shrink: BoolArray, factor: FloatArray) -> FloatArray:
+    # `v[stated] *= 1 - r`; a zero entry is not "stated" and stays 0.
+    result: FloatArray = np.where(shrink & (value != 0), value * factor, value)
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,32 +307,42 @@ def _spread_and_shrink(
 
 def _legacy_start(
     b: AnnotationBatch, k: int, gamma: float
-) -> tuple[FloatArray, BoolArray, IntArray, FloatArray]:
+) -> tuple[_Stated, BoolArray, IntArray, FloatArray]:
     _check_gamma(gamma)
     _check_indices(b, k)
     _check_percents(b, allow_above_100=True)
-    v = _stated(b, k)
+    st = _stated(b)
     possible = ~b.impossible
+    n_stated = (st.top_value > 0).astype(np.int64) + (st.second_value > 0)
     # Q2: a count, not a set, so it is wrong (even 0 or negative) when t or s is ticked impossible.
-    k_count = possible.sum(axis=1) - np.count_nonzero(v > 0, axis=1)
+    k_count = (k - np.count_nonzero(b.impossible, axis=1)) - n_stated
     # At most two entries are non-zero, so this sum is exact whatever the summation order.
-    s = v.sum(axis=1)
-    return v, possible, k_count, s
+    s = st.top_value + st.second_value
+    return st, possible, k_count, s
 
 
 def _cifar10s_rows(
-    v: FloatArray, possible: BoolArray, k_count: IntArray, s: FloatArray, gamma: float
+    b: AnnotationBatch,
+    st: _Stated,
+    possible: BoolArray,
+    k_count: IntArray,
+    s: FloatArray,
+    gamma: float,
 ) -> FloatArray:
     # Q3: exact float comparisons throughout.
     below = s < 1
     spread = k_count != 0
     # Dividing by 1.0 leaves the S < 1 rows bit-identical.
-    v = v / np.where(below, 1.0, s)[:, None]
+    divisor = np.where(below, 1.0, s)
+    top_value, second_value = st.top_value / divisor, st.second_value / divisor
     r = np.where(below, 1 - s, np.where(spread, gamma, 0.0))
-    safe_k = np.where(spread, k_count, 1)
-    at_zero = possible & (v == 0) & spread[:, None]
-    shrink_by = np.where(~below & spread, 1 - r, np.nan)
-    return _spread_and_shrink(v, at_zero, r / safe_k, shrink_by)
+    # "at zero" after the renormalisation, before the shrink.
+    at_zero = _zero_possible(possible, b.top, st, top_value, second_value)
+    shrink = ~below & spread
+    top_value = _shrunk(top_value, shrink, 1 - r)
+    second_value = _shrunk(second_value, shrink, 1 - r)
+    add = np.where(spread, r / np.where(spread, k_count, 1), 0.0)
+    return _assemble(at_zero, add, b.top, st, top_value, second_value)
 
 
 def cifar10s_top2_clamp_batch(
@@ -303,8 +354,8 @@ def cifar10s_top2_clamp_batch(
     impossible, with exactly one other possible class, yields negative entries. That is what the
     published algorithm does, so it is reproduced, not repaired (use `clean-top2-clamp`).
     """
-    v, possible, k_count, s = _legacy_start(b, k, gamma)
-    return _normalise_or_top(_cifar10s_rows(v, possible, k_count, s, gamma), b.top)
+    st, possible, k_count, s = _legacy_start(b, k, gamma)
+    return _normalise_or_top(_cifar10s_rows(b, st, possible, k_count, s, gamma), b.top)
 
 
 def hmix_2023_batch(b: AnnotationBatch, k: int, gamma: float = DEFAULT_GAMMA) -> FloatArray:
@@ -315,17 +366,27 @@ def hmix_2023_batch(b: AnnotationBatch, k: int, gamma: float = DEFAULT_GAMMA) ->
     gamma/k are those at zero in the response, before the subtraction; an entry floored to 0 by
     the subtraction does not receive any (k was counted on the response too).
     """
-    v, possible, k_count, s = _legacy_start(b, k, gamma)
-    legacy = _cifar10s_rows(v, possible, k_count, s, gamma)
+    st, possible, k_count, s = _legacy_start(b, k, gamma)
     own = (k_count != 0) & ~(s < 1)
-    at_zero = possible & (v == 0)
-    stated = v > 0
-    n_stated = np.maximum(np.count_nonzero(stated, axis=1), 1)  # >= 1 wherever S >= 1
+    legacy = None if own.all() else _cifar10s_rows(b, st, possible, k_count, s, gamma)
+    if legacy is not None and not own.any():
+        return _normalise_or_top(legacy, b.top)
+    # "at zero" in the response, before the subtraction.
+    at_zero = _zero_possible(possible, b.top, st, st.top_value, st.second_value) & own[:, None]
+    n_stated = np.maximum((st.top_value > 0).astype(np.int64) + (st.second_value > 0), 1)
     # S > 1: no renormalisation first; take gamma off the stated entries instead.
-    subtract = stated & (s != 1)[:, None]
-    w = np.where(subtract, np.maximum(v - (gamma / n_stated)[:, None], 0.0), v)
-    w = np.where(at_zero, w + (gamma / np.where(own, k_count, 1))[:, None], w)
-    return _normalise_or_top(np.where(own[:, None], w, legacy), b.top)
+    subtract = s != 1
+    cut = gamma / n_stated
+
+    def floored(value: FloatArray) -> FloatArray:
+        result: FloatArray = np.where(subtract & (value > 0), np.maximum(value - cut, 0.0), value)
+        return result
+
+    add = gamma / np.where(own, k_count, 1)
+    v = _assemble(at_zero, add, b.top, st, floored(st.top_value), floored(st.second_value))
+    if legacy is not None:
+        v = np.where(own[:, None], v, legacy)
+    return _normalise_or_top(v, b.top)
 
 
 def _clean(b: AnnotationBatch, k: int, gamma: float, *, reject_same_second: bool) -> FloatArray:
@@ -334,18 +395,27 @@ def _clean(b: AnnotationBatch, k: int, gamma: float, *, reject_same_second: bool
     _check_percents(b, allow_above_100=False)
     if reject_same_second:
         _reject_same_second(b)
-    v = _stated(b, k)
-    v[b.impossible] = 0.0
-    at_zero = ~b.impossible & (v == 0)
+    st = _stated(b)
+    rows = _rows(len(b))
+    # v[I] = 0: a stated class that was also ticked impossible loses its mass.
+    top_value = np.where(b.impossible[rows, b.top], 0.0, st.top_value)
+    second_value = np.where(
+        st.second_ok & b.impossible[rows, st.second_index], 0.0, st.second_value
+    )
+    possible = ~b.impossible
+    at_zero = _zero_possible(possible, b.top, st, top_value, second_value)
     n_zero = np.count_nonzero(at_zero, axis=1)
     spread = n_zero > 0
-    s = v.sum(axis=1)  # at most two non-zero entries: exact in any order
+    s = top_value + second_value  # at most two non-zero entries: exact in any order
     below = ~_reaches_one(s)
-    v = v / np.where(below, 1.0, s)[:, None]
+    divisor = np.where(below, 1.0, s)
+    top_value, second_value = top_value / divisor, second_value / divisor
     r = np.where(below, 1 - s, np.where(spread, gamma, 0.0))
-    shrink_by = np.where(~below & spread, 1 - r, np.nan)
-    add = r / np.where(spread, n_zero, 1)
-    return _normalise_or_top(_spread_and_shrink(v, at_zero, add, shrink_by), b.top)
+    shrink = ~below & spread
+    top_value = _shrunk(top_value, shrink, 1 - r)
+    second_value = _shrunk(second_value, shrink, 1 - r)
+    add = np.where(spread, r / np.where(spread, n_zero, 1), 0.0)
+    return _normalise_or_top(_assemble(at_zero, add, b.top, st, top_value, second_value), b.top)
 
 
 def clean_top2_clamp_batch(b: AnnotationBatch, k: int, gamma: float = DEFAULT_GAMMA) -> FloatArray:
@@ -372,14 +442,15 @@ def uniform_batch(b: AnnotationBatch, k: int) -> FloatArray:
     _check_indices(b, k)
     _check_percents(b, allow_above_100=False)
     _reject_same_second(b)
-    v = _stated(b, k)
-    s = v.sum(axis=1)
-    at_zero = v == 0
-    n_zero = np.count_nonzero(at_zero, axis=1)
+    st = _stated(b)
+    s = st.top_value + st.second_value
+    every = np.ones((len(b), k), dtype=bool)
+    at_zero = _zero_possible(every, b.top, st, st.top_value, st.second_value)
+    n_zero = k - (st.top_value != 0) - (st.second_value != 0)
     # With no class at zero (K <= 2, all stated) there is nowhere to spread: renormalise.
     fill = ~_reaches_one(s) & (n_zero > 0)
-    share = (1 - s) / np.where(fill, n_zero, 1)
-    v = np.where(at_zero & fill[:, None], share[:, None], v)
+    share = np.where(fill, (1 - s) / np.where(fill, n_zero, 1), 0.0)
+    v = _assemble(at_zero, share, b.top, st, st.top_value, st.second_value)
     return _normalise_or_top(v, b.top)
 
 
@@ -388,7 +459,10 @@ def renormalise_batch(b: AnnotationBatch, k: int) -> FloatArray:
     _check_indices(b, k)
     _check_percents(b, allow_above_100=False)
     _reject_same_second(b)
-    return _normalise_or_top(_stated(b, k), b.top)
+    st = _stated(b)
+    nowhere = np.zeros((len(b), k), dtype=bool)
+    v = _assemble(nowhere, np.zeros(len(b)), b.top, st, st.top_value, st.second_value)
+    return _normalise_or_top(v, b.top)
 
 
 def simselect2_batch(b: AnnotationBatch, k: int) -> FloatArray:
@@ -397,7 +471,7 @@ def simselect2_batch(b: AnnotationBatch, k: int) -> FloatArray:
     _reject_same_second(b)
     has = b.has_second
     v = _one_hot(b.top, k)
-    rows = _rows(b)[has]
+    rows = _rows(len(b))[has]
     v[rows, b.top[has]] = 0.5
     v[rows, b.second[has]] = 0.5
     return v
@@ -638,6 +712,80 @@ class GroupedLabels:
     n_annotators: IntArray
 
 
+@dataclass(frozen=True, eq=False)
+class Groups:
+    """The rows of each group (stimulus) that a mean uses, worked out once for many methods."""
+
+    used: BoolArray | None  # None: every row
+    starts: IntArray  # first used row of each group
+    group_ids: IntArray
+    n_annotations: IntArray
+    n_annotators: IntArray
+
+    @classmethod
+    def build(
+        cls,
+        group_ids: npt.ArrayLike,
+        annotator_ids: npt.ArrayLike,
+        is_repeat: npt.ArrayLike,
+        *,
+        include_repeats: bool = True,
+    ) -> Self:
+        groups = np.asarray(group_ids, dtype=np.int64)
+        annotators = np.asarray(annotator_ids, dtype=np.int64)
+        repeats = np.asarray(is_repeat, dtype=bool)
+        if not groups.ndim == 1 or not groups.shape == annotators.shape == repeats.shape:
+            raise ValueError("group ids, annotator ids and repeat flags must have one length N")
+        if groups.shape[0] and np.any(groups[1:] < groups[:-1]):
+            raise ValueError("rows must be sorted by group id")
+        used = None if include_repeats else ~repeats
+        if used is not None:
+            groups, annotators = groups[used], annotators[used]
+        n = groups.shape[0]
+        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if n else groups[:0]
+        # Distinct annotators per group: sort (group number, annotator) pairs and count changes.
+        number = np.cumsum(np.r_[False, groups[1:] != groups[:-1]]) if n else groups[:0]
+        if n:
+            low = int(annotators.min())
+            span = int(annotators.max()) - low + 1
+            if int(number[-1]) * span < 2**62:  # one int64 key sorts faster than row pairs
+                # np.sort, not np.unique: unique is an order of magnitude slower on 1M keys.
+                keys = np.sort(number * span + (annotators - low))
+                pairs = keys[np.r_[True, keys[1:] != keys[:-1]]] // span
+            else:
+                pairs = np.unique(np.stack([number, annotators], axis=1), axis=0)[:, 0]
+            n_annotators = np.bincount(pairs, minlength=starts.shape[0])
+        else:
+            n_annotators = groups[:0]
+        return cls(
+            used=used,
+            starts=starts,
+            group_ids=groups[starts],
+            n_annotations=np.diff(np.r_[starts, n]).astype(np.int64),
+            n_annotators=n_annotators.astype(np.int64),
+        )
+
+    def labels(self, vectors: FloatArray) -> GroupedLabels:
+        matrix = np.asarray(vectors, dtype=np.float64)
+        if matrix.ndim != 2:
+            raise ValueError(f"vectors must be a 2-D (N x K) array, got shape {matrix.shape}")
+        if self.used is not None:
+            if matrix.shape[0] != self.used.shape[0]:
+                raise ValueError("vectors must have one row per row of the groups")
+            matrix = matrix[self.used]
+        if matrix.shape[0] != int(self.n_annotations.sum()):
+            raise ValueError("vectors must have one row per row of the groups")
+        if not self.starts.shape[0]:
+            probs = np.zeros((0, matrix.shape[1]))
+        else:
+            # Plain sequential sums in row order, not math.fsum: with the rows in a fixed order
+            # (the callers sort by (stimulus, response id)) the labels are still bit-identical
+            # from run to run, and they differ from the exactly rounded mean by at most about
+            # (n - 1) ulp of 1, i.e. under 1e-12 for any stimulus with fewer than 4,500 rows.
+            probs = np.add.reduceat(matrix, self.starts, axis=0) / self.n_annotations[:, None]
+        return GroupedLabels(self.group_ids, probs, self.n_annotations, self.n_annotators)
+
+
 def aggregate_groups(
     vectors: FloatArray,
     group_ids: npt.ArrayLike,
@@ -648,43 +796,11 @@ def aggregate_groups(
 ) -> GroupedLabels:
     """`aggregate` for many stimuli at once: the mean vector of every group of rows.
 
-    Rows must be sorted by group id (the callers sort by (stimulus, response id)). Groups left
-    without rows by include_repeats=False are omitted. The sums are plain sequential sums in row
-    order, not math.fsum: with the rows in a fixed order (stimulus, response id) the labels are
-    still bit-identical from run to run, and they differ from the exactly rounded mean by at most
-    (n - 1) ulp of 1, i.e. under 1e-12 for any stimulus with fewer than 4,500 annotations.
+    Rows must be sorted by group id. Groups left without rows by include_repeats=False are
+    omitted. See `Groups.labels` for the summation order.
     """
-    matrix = np.asarray(vectors, dtype=np.float64)
-    groups = np.asarray(group_ids, dtype=np.int64)
-    annotators = np.asarray(annotator_ids, dtype=np.int64)
-    repeats = np.asarray(is_repeat, dtype=bool)
-    if matrix.ndim != 2:
-        raise ValueError(f"vectors must be a 2-D (N x K) array, got shape {matrix.shape}")
-    n = matrix.shape[0]
-    if not groups.shape == annotators.shape == repeats.shape == (n,):
-        raise ValueError("vectors, group ids, annotator ids and repeat flags must have length N")
-    if n and np.any(groups[1:] < groups[:-1]):
-        raise ValueError("rows must be sorted by group id")
-    if not include_repeats:
-        used = ~repeats
-        matrix, groups, annotators = matrix[used], groups[used], annotators[used]
-    if groups.shape[0] == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return GroupedLabels(empty, np.zeros((0, matrix.shape[1])), empty, empty.copy())
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    counts = np.diff(np.r_[starts, groups.shape[0]])
-    sums = np.add.reduceat(matrix, starts, axis=0)
-    # Distinct annotators per group: sort by (group, annotator) and count the changes.
-    order = np.lexsort((annotators, groups))
-    g_sorted, a_sorted = groups[order], annotators[order]
-    first = np.r_[True, (g_sorted[1:] != g_sorted[:-1]) | (a_sorted[1:] != a_sorted[:-1])]
-    n_annotators = np.add.reduceat(first.astype(np.int64), starts)
-    return GroupedLabels(
-        group_ids=groups[starts],
-        probs=sums / counts[:, None],
-        n_annotations=counts.astype(np.int64),
-        n_annotators=n_annotators,
-    )
+    groups = Groups.build(group_ids, annotator_ids, is_repeat, include_repeats=include_repeats)
+    return groups.labels(vectors)
 
 
 # --------------------------------------------------------------------------------------------
