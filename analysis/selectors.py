@@ -145,7 +145,9 @@ def _chunk(columns: dict[str, Any], impossible: BoolArray) -> ResponseChunk:
 def _filtered(
     study: Study | None, stimulus_ids: Sequence[int] | None, exclude: Collection[int]
 ) -> QuerySet[Response]:
-    qs = categorical_responses(study=study, stimulus_ids=stimulus_ids)
+    qs = categorical_responses(
+        study=study, stimulus_ids=None if stimulus_ids is None else list(stimulus_ids)
+    )
     if exclude:
         qs = qs.exclude(participant_id__in=list(exclude))
     return qs
@@ -153,8 +155,8 @@ def _filtered(
 
 def _chunks_orm(qs: QuerySet[Response], k: int, chunk_rows: int) -> Iterator[ResponseChunk]:
     """Portable reader (SQLite, small reads): the ORM's rows, whole stimuli per chunk."""
-    names = ("stimulus_id", "id", "participant_id", "is_repeat", "top", "p1", "second", "p2")
-    names += ("p2_given",)
+    names = ["stimulus_id", "id", "participant_id", "is_repeat", "top", "p1", "second", "p2"]
+    names.append("p2_given")
     masks: dict[str, BoolArray] = {}
     columns: dict[str, list[Any]] = {name: [] for name in names}
     impossible: list[BoolArray] = []
@@ -175,9 +177,9 @@ def _chunks_orm(qs: QuerySet[Response], k: int, chunk_rows: int) -> Iterator[Res
             yield _chunk(columns, np.array(impossible).reshape(len(impossible), k))
             columns = {name: [] for name in names}
             impossible = []
-        values = (stimulus_id, rid, pid, kind == Trial.Kind.REPEAT, top)
-        values += (np.nan if p1 is None else p1, -1 if second is None else second)
-        values += (np.nan if p2 is None else p2, p2 is not None)
+        values: list[Any] = [stimulus_id, rid, pid, kind == Trial.Kind.REPEAT, top]
+        values += [np.nan if p1 is None else p1, -1 if second is None else second]
+        values += [np.nan if p2 is None else p2, p2 is not None]
         for name, value in zip(names, values, strict=True):
             columns[name].append(value)
         key = json.dumps(imp)

@@ -155,7 +155,7 @@ def _batch(**overrides: object) -> AnnotationBatch:
         "p2": [20.0, math.nan],
         "impossible": np.zeros((2, 3), dtype=bool),
     }
-    return AnnotationBatch.from_arrays(**{**fields, **overrides})  # type: ignore[arg-type]
+    return AnnotationBatch.from_arrays(**{**fields, **overrides})
 
 
 @pytest.mark.parametrize("name", ["clean-top2-clamp", "uniform", "renormalise", "simselect2"])
