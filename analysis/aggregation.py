@@ -237,15 +237,24 @@ def _rows(n: int) -> IntArray:
     return np.arange(n)
 
 
+def _flat(top: IntArray, index: IntArray, k: int, rows: BoolArray | None = None) -> IntArray:
+    """Flat positions of (row, index) in a C-ordered N x K array (fancy 2-D indexing is slower)."""
+    n = np.arange(top.shape[0]) if rows is None else np.flatnonzero(rows)
+    result: IntArray = n * k + (index if rows is None else index[rows])
+    return result
+
+
 def _zero_possible(
     possible: BoolArray, top: IntArray, st: _Stated, top_value: FloatArray, second_value: FloatArray
 ) -> BoolArray:
     """Possible classes whose entry is 0: every possible class but the stated non-zero ones."""
+    k = possible.shape[1]
     at_zero = possible.copy()
-    rows = _rows(top.shape[0])
-    at_zero[rows, top] &= top_value == 0
-    ok = st.second_ok
-    at_zero[rows[ok], st.second_index[ok]] &= second_value[ok] == 0
+    flat = at_zero.reshape(-1)
+    at_top = _flat(top, top, k)
+    flat[at_top] &= top_value == 0
+    at_second = _flat(top, st.second_index, k, st.second_ok)
+    flat[at_second] &= second_value[st.second_ok] == 0
     return at_zero
 
 
@@ -258,12 +267,14 @@ def _assemble(
     second_value: FloatArray,
 ) -> FloatArray:
     """v with `add` on the classes at zero and the stated values at t and s."""
+    k = at_zero.shape[1]
     v = np.where(at_zero, add[:, None], 0.0)
-    rows = _rows(top.shape[0])
-    v[rows, top] = np.where(at_zero[rows, top], v[rows, top], top_value)
+    flat, zero = v.reshape(-1), at_zero.reshape(-1)
+    at_top = _flat(top, top, k)
+    flat[at_top] = np.where(zero[at_top], add, top_value)
     ok = st.second_ok
-    si = st.second_index[ok]
-    v[rows[ok], si] = np.where(at_zero[rows[ok], si], v[rows[ok], si], second_value[ok])
+    at_second = _flat(top, st.second_index, k, ok)
+    flat[at_second] = np.where(zero[at_second], add[ok], second_value[ok])
     return v
 
 
