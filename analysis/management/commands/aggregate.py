@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis import quality_selectors, services
-from analysis.management.commands._method import add_method_arguments, study_and_method
+from analysis.management.commands._method import add_method_arguments, study_and_methods
 from elicitation.models import Study
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        study, method = study_and_method(options)
+        study, methods = study_and_methods(options)
         excluded: set[int] = set()
         if options.get("exclude_flagged"):
             if study.trial_type != Study.TrialType.CATEGORICAL:
@@ -36,13 +36,14 @@ class Command(BaseCommand):
                 json.dumps({"study": study.slug, "trial_type": study.trial_type, "results": n})
             )
             return
-        n = services.study_aggregate(study=study, method=method, exclude_participant_ids=excluded)
-        summary = {
-            "study": study.slug,
-            "method": method.name,
-            "params": method.params(),
-            "labels": n,
-        }
+        # Every selected construction is computed from one read of the responses.
+        n = services.study_aggregate(study=study, methods=methods, exclude_participant_ids=excluded)
+        summary: dict[str, Any] = {"study": study.slug}
+        if len(methods) == 1:
+            summary |= {"method": methods[0].name, "params": methods[0].params()}
+        else:
+            summary["methods"] = [{"method": m.name, "params": m.params()} for m in methods]
+        summary["labels"] = n
         if options.get("exclude_flagged"):
             summary["excluded_participants"] = len(excluded)
         self.stdout.write(json.dumps(summary))
