@@ -254,7 +254,9 @@ def _chunks_copy(qs: QuerySet[Response], k: int, chunk_rows: int) -> Iterator[Re
         bounds: list[int | None] = [None]
         total = 0
         for stimulus_id, n in counts:
-            if total and total + n > chunk_rows:
+            # The portable reader's rule: a chunk closes at the first stimulus boundary once it
+            # holds chunk_rows rows, so both readers cut the same chunks.
+            if total >= chunk_rows:
                 bounds.append(stimulus_id)
                 total = 0
             total += n
@@ -303,8 +305,8 @@ def categorical_response_chunks(
     """The rows of `categorical_responses` as arrays, in chunks of whole stimuli.
 
     On PostgreSQL the rows are streamed with binary COPY (`use_copy=None` picks it there);
-    elsewhere, or with use_copy=False, through the ORM. A chunk exceeds chunk_rows only when
-    one stimulus alone has more responses.
+    elsewhere, or with use_copy=False, through the ORM. A chunk closes at the first stimulus
+    boundary once it holds chunk_rows rows, so it exceeds chunk_rows by less than one stimulus.
     """
     qs = _filtered(study, stimulus_ids, exclude_participant_ids)
     if use_copy is None:

@@ -51,7 +51,7 @@ from bench.results import replace_section  # noqa: E402 (bench scripts run as pl
 HEADING = "## Participant journey under load (`bench/participant_loop.py`)"
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = os.environ.get("BENCH_PG_DB", "hmix_bench_loop")
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 # The same for H-Mix and the baseline; 4 workers x 4 threads as in the outside tester's run.
 GUNICORN = ["-k", "gthread", "-w", "4", "--threads", "4", "--graceful-timeout", "5"]
 GUNICORN += ["--log-level", "warning"]

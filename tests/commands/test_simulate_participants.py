@@ -39,15 +39,16 @@ def test_a_participant_failing_mid_journey_is_an_error_with_its_reason(
     small_study: Study, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a server that fails the third submit of participant 1 (and only that one)
-    record = services.response_record
+    record = services.response_record_by_token
 
-    def failing(*, participant: Participant, **kwargs: Any) -> Any:
+    def failing(*, token: str, **kwargs: Any) -> Any:
+        participant = Participant.objects.get(token=token)
         answered = Response.objects.filter(participant=participant).count()
         if participant.external_id.endswith("-1") and answered == 2:
             raise RuntimeError("injected failure")
-        return record(participant=participant, **kwargs)
+        return record(token=token, **kwargs)
 
-    monkeypatch.setattr(services, "response_record", failing)
+    monkeypatch.setattr(services, "response_record_by_token", failing)
     # when
     result, stderr, failure = _simulate(study=small_study.slug, participants=4, concurrency=2)
     # then the other three complete, participant 1 is an error with where and why
