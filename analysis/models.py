@@ -80,18 +80,23 @@ class PendingRecompute(models.Model):
     the answer that creates the row enqueues a refresh; later answers just bump `version`, which
     is how a burst of answers on one target costs about one recompute. The refresh deletes the
     row only if `version` is unchanged since it read the answers, so nothing is missed, and a
-    row left behind by a crashed worker is picked up again by the periodic reconcile.
+    row left behind by a crashed worker is picked up again by the periodic reconcile. Soft
+    labels are refreshed by one sweep over every stale stimulus at a time (recompute_services).
     """
 
     class Target(models.TextChoices):
         SOFT_LABELS = "soft_labels", "Soft labels of a stimulus"
         STUDY_ANALYSIS = "study_analysis", "Interface analyses of a study"
+        # One row (object_id 0) while a sweep of the stale soft labels is queued or running.
+        SOFT_LABEL_SWEEP = "soft_label_sweep", "A sweep of stale soft labels is under way"
 
     target = models.CharField(max_length=16, choices=Target.choices)
-    # A Stimulus id (soft labels) or a Study id (analyses); a row whose object is gone is dropped.
+    # A Stimulus id (soft labels), a Study id (analyses), 0 (the sweep); a row whose object is
+    # gone is dropped.
     object_id = models.BigIntegerField()
     version = models.PositiveIntegerField(default=1)
-    # When the target first went stale since its last refresh (not bumped by later answers).
+    # When the target first went stale since its last refresh (not bumped by later answers); for
+    # the sweep, when it last made progress.
     requested_at = models.DateTimeField()
 
     class Meta:

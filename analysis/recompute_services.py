@@ -1,13 +1,21 @@
 """Keeping stored results fresh while answers arrive: mark stale, refresh once per burst.
 
 The collection side calls `results_mark_stale` for every stored answer, inside the transaction
-that stores it. The refresh tasks call `pending_refresh`, which recomputes from the stored
-answers and clears the mark only if no answer arrived meanwhile (see PendingRecompute). So:
+that stores it. A refresh recomputes from the stored answers and clears a mark only at the
+version it read, i.e. only if no answer arrived meanwhile (see PendingRecompute). So:
 - a burst of answers on one stimulus costs about one recompute, not one per answer;
 - an answer is never left out: either the refresh that clears its mark read it, or the mark
   stays and the target is refreshed again;
 - a lost task (worker killed, broker restarted) leaves its mark, and `pending_reconcile`
   (periodic) enqueues it again.
+
+Soft labels are refreshed by a sweep: one task at a time takes every stale stimulus (up to
+SWEEP_BATCH per pass), recomputes them together and clears their marks, until none is left.
+Under load that turns hundreds of answers a second into a few bulk refreshes a second instead
+of one task each. The sweep flag (a SOFT_LABEL_SWEEP row) says a sweep is queued or running;
+an answer whose mark is new raises it after its commit and enqueues a sweep only if it was down.
+A sweep lowers the flag only once it finds no mark, then looks once more, so a mark committed
+while the flag was up is always seen by some sweep.
 """
 
 from collections.abc import Callable
@@ -28,6 +36,10 @@ STUDY_ANALYSIS_DEBOUNCE_S = 2.0
 # A soft-label refresh is cheap (one stimulus); it starts at once and, while answers keep
 # arriving, re-runs up to this many times before handing over to a fresh task in the queue.
 SOFT_LABEL_ROUNDS = 3
+# Stale stimuli refreshed together by one sweep pass, and passes before a sweep hands over to a
+# fresh task (so a worker is released now and then, e.g. for a warm shutdown).
+SWEEP_BATCH = 500
+SWEEP_PASSES = 50
 # A mark older than this with no refresh in sight is assumed lost with its task.
 RECONCILE_AFTER = timedelta(seconds=60)
 
@@ -56,19 +68,76 @@ def pending_mark(*, target: str, object_id: int) -> bool:
 def results_mark_stale(*, trial_type: str, study_id: int, stimulus_id: int) -> None:
     """The seam between collection and analysis: "an answer to this stimulus was stored".
 
-    Call inside the transaction that stores the answer. Enqueues the refresh after commit, and
+    Call inside the transaction that stores the answer. Schedules the refresh after commit, and
     only when this answer made the target stale (the others are covered by that refresh).
     """
     from analysis import tasks  # local import: tasks import the services that import this one
 
     if trial_type == Study.TrialType.CATEGORICAL:
         if pending_mark(target=Target.SOFT_LABELS, object_id=stimulus_id):
-            transaction.on_commit(lambda: tasks.soft_label_recompute.delay(stimulus_id))
+            transaction.on_commit(soft_label_sweep_request)
     elif pending_mark(target=Target.STUDY_ANALYSIS, object_id=study_id):
         transaction.on_commit(
             lambda: tasks.study_analysis_recompute.apply_async(
                 (study_id,), countdown=STUDY_ANALYSIS_DEBOUNCE_S
             )
+        )
+
+
+def _sweep_flag_raise() -> bool:
+    """Raise the sweep flag; True if it was down (the caller enqueues the sweep).
+
+    DO NOTHING rather than DO UPDATE: it takes no lock on a raised flag, so answers never queue
+    behind one another on this row.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (target, object_id, version, requested_at) "  # noqa: S608
+            "VALUES (%s, 0, 1, %s) ON CONFLICT (target, object_id) DO NOTHING RETURNING id",
+            [Target.SOFT_LABEL_SWEEP, timezone.now()],
+        )
+        return cursor.fetchone() is not None
+
+
+def soft_label_sweep_request() -> None:
+    """After a new stale mark was committed: make sure a sweep will see it."""
+    from analysis import tasks
+
+    if _sweep_flag_raise():
+        tasks.soft_label_sweep.delay()
+
+
+def soft_label_sweep(*, refresh: Callable[[list[int]], object], passes: int) -> bool:
+    """Refresh every stale stimulus, SWEEP_BATCH at a time, until no mark is left.
+
+    `refresh` recomputes the given stimuli. Returns True when marks were still arriving after
+    `passes` passes: the flag stays raised and the caller enqueues the next sweep.
+    """
+    sweep = PendingRecompute.objects.filter(target=Target.SOFT_LABEL_SWEEP)
+    stale = PendingRecompute.objects.filter(target=Target.SOFT_LABELS)
+    for _ in range(passes):
+        oldest = stale.order_by("requested_at").values_list("object_id", "version")
+        marks = list(oldest[:SWEEP_BATCH])
+        if not marks:
+            sweep.delete()
+            # A mark committed by an answer that saw the flag still up is visible now.
+            if not stale.exists() or not _sweep_flag_raise():
+                return False
+            continue
+        # A heartbeat for pending_reconcile: this sweep is alive.
+        sweep.update(requested_at=timezone.now())
+        refresh([object_id for object_id, _ in marks])
+        _delete_at_versions(Target.SOFT_LABELS, marks)
+    return True
+
+
+def _delete_at_versions(target: str, marks: list[tuple[int, int]]) -> None:
+    rows = ", ".join(["(%s, %s)"] * len(marks))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {_TABLE} WHERE target = %s "  # noqa: S608
+            f"AND (object_id, version) IN (VALUES {rows})",
+            [target, *(value for mark in marks for value in mark)],
         )
 
 
@@ -114,7 +183,8 @@ def pending_drop(*, target: str, object_id: int) -> None:
 def pending_reconcile(*, now: datetime | None = None) -> list[tuple[str, int]]:
     """Marks old enough that their refresh was lost; the periodic task enqueues them again.
 
-    A duplicate refresh is harmless (idempotent, and it clears the mark at most once).
+    A stale soft-label mark or a sweep flag without a heartbeat stands for a lost sweep. A
+    duplicate refresh is harmless (idempotent, and it clears the mark at most once).
     """
     now = now or timezone.now()
     rows = list(

@@ -35,6 +35,22 @@ def stimulus_methods(*, stimulus: Stimulus) -> list[Method]:
     return list(methods.values())
 
 
+def stimuli_methods(*, study: Study, stimulus_ids: list[int]) -> dict[int, list[Method]]:
+    """For each stimulus: the study's default method plus every method a label of it is stored
+    under (what `stimulus_methods` gives for one), in one query."""
+    default = study_default_method(study=study)
+    methods = {i: {params_key(default): default} for i in stimulus_ids}
+    rows = (
+        SoftLabel.objects.filter(stimulus_id__in=stimulus_ids)
+        .values_list("stimulus_id", "method", "params")
+        .distinct()
+    )
+    for stimulus_id, name, params in rows:
+        method = Method.from_params(name, params)
+        methods[stimulus_id].setdefault(params_key(method), method)
+    return {i: list(m.values()) for i, m in methods.items()}
+
+
 def annotation_from_response(response: Response) -> Annotation:
     # Only called on categorical responses (see categorical_responses), which always have both.
     assert response.top_class is not None

@@ -158,23 +158,48 @@ def soft_label_recompute(*, stimulus: Stimulus, method: Method | None = None) ->
     Without `method`, every method already stored for the stimulus is refreshed, plus the study's
     default. Idempotent: the same responses always give the same rows.
     """
+    if method is None:
+        return soft_labels_refresh(study=stimulus.study, stimulus_ids=[stimulus.id])
     lock_objects.stimulus_qs_select_for_update(stimulus_id=stimulus.id).first()
-    study = stimulus.study
-    methods = [method] if method else selectors.stimulus_methods(stimulus=stimulus)
-    # One stimulus: the ORM reader is cheaper than planning a COPY.
+    return _labels_refresh(stimulus.study, [stimulus.id], [method])
+
+
+@transaction.atomic
+def soft_labels_refresh(*, study: Study, stimulus_ids: Sequence[int]) -> list[SoftLabel]:
+    """Recompute the stored labels of several stimuli of one study from their responses, under
+    every method each one has (plus the study's default), with one read of the responses.
+
+    The stimulus rows are locked first (in id order), so concurrent refreshes of a stimulus run
+    one after the other and the last one reads every committed response. Idempotent.
+    """
+    ids = sorted(set(stimulus_ids))
+    list(lock_objects.stimuli_qs_select_for_update(stimulus_ids=ids))
+    by_methods: dict[tuple[str, ...], tuple[list[Method], list[int]]] = {}
+    for stimulus_id, methods in selectors.stimuli_methods(study=study, stimulus_ids=ids).items():
+        key = tuple(sorted(selectors.params_key(m) for m in methods))
+        by_methods.setdefault(key, (methods, []))[1].append(stimulus_id)
+    rows: list[SoftLabel] = []
+    for methods, group in by_methods.values():
+        rows += _labels_refresh(study, group, methods)
+    return rows
+
+
+def _labels_refresh(study: Study, ids: list[int], methods: Sequence[Method]) -> list[SoftLabel]:
+    # A few stimuli: the ORM reader is cheaper than planning a COPY.
     chunks = selectors.categorical_response_chunks(
-        k=study.n_classes, stimulus_ids=[stimulus.id], use_copy=False
+        k=study.n_classes, stimulus_ids=ids, use_copy=False
     )
     rows: list[SoftLabel] = []
-    n_responses = 0
+    answered: set[int] = set()
     for chunk in chunks:
-        n_responses += len(chunk)
+        answered.update(chunk.stimulus_ids.tolist())
         for labels in _label_rows(study, chunk, _unique_methods(methods)):
             rows += labels.soft_labels(study)
-    if not n_responses:
-        SoftLabel.objects.filter(stimulus=stimulus).delete()
-        return []
-    _upsert(rows, chunk=max(len(rows), 1))
+    unanswered = sorted(set(ids) - answered)
+    if unanswered:
+        SoftLabel.objects.filter(stimulus_id__in=unanswered).delete()
+    if rows:
+        _upsert(rows, chunk=len(rows))
     return rows
 
 

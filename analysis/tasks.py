@@ -33,6 +33,33 @@ def soft_label_recompute(stimulus_id: int) -> None:
 
 
 @shared_task(acks_late=True, **_RETRY)
+def soft_label_sweep() -> None:
+    """Refresh the soft labels of every stimulus marked stale, in bulk (recompute_services).
+
+    Idempotent: it recomputes from the stored responses and clears marks at the versions read.
+    """
+    from analysis import recompute_services
+
+    busy = recompute_services.soft_label_sweep(
+        refresh=_refresh_stimuli, passes=recompute_services.SWEEP_PASSES
+    )
+    if busy:
+        soft_label_sweep.delay()
+
+
+def _refresh_stimuli(stimulus_ids: list[int]) -> None:
+    from analysis import services
+
+    by_study: dict[int, list[int]] = {}
+    for stimulus_id, study_id in Stimulus.objects.filter(id__in=stimulus_ids).values_list(
+        "id", "study_id"
+    ):
+        by_study.setdefault(study_id, []).append(stimulus_id)
+    for study in Study.objects.filter(id__in=by_study):
+        services.soft_labels_refresh(study=study, stimulus_ids=by_study[study.id])
+
+
+@shared_task(acks_late=True, **_RETRY)
 def study_aggregate(study_id: int, method_name: str, params: dict[str, object]) -> None:
     from analysis import services
     from analysis.aggregation import Method
@@ -73,11 +100,12 @@ def pending_recomputes_reconcile() -> int:
     """Periodic (CELERY_BEAT_SCHEDULE): re-enqueue refreshes lost with a crashed worker."""
     from analysis import recompute_services
 
+    Target = recompute_services.Target
     lost = recompute_services.pending_reconcile()
+    if any(target != Target.STUDY_ANALYSIS for target, _ in lost):
+        soft_label_sweep.delay()
     for target, object_id in lost:
-        if target == recompute_services.Target.SOFT_LABELS:
-            soft_label_recompute.delay(object_id)
-        else:
+        if target == Target.STUDY_ANALYSIS:
             study_analysis_recompute.delay(object_id)
     return len(lost)
 

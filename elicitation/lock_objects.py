@@ -34,6 +34,17 @@ def stimulus_qs_select_for_update(*, stimulus_id: int) -> QuerySet[Stimulus]:
     return Stimulus.objects.select_for_update(no_key=True).filter(id=stimulus_id)
 
 
+def stimuli_qs_select_for_update(*, stimulus_ids: list[int]) -> QuerySet[Stimulus]:
+    # The same lock for a batch of stimuli (the soft-label sweep), taken in id order so two
+    # batches that overlap cannot deadlock.
+    return (
+        Stimulus.objects.select_for_update(no_key=True)
+        .filter(id__in=stimulus_ids)
+        .order_by("pk")
+        .only("id")
+    )
+
+
 def study_qs_select_for_update_no_key(*, study_id: int) -> QuerySet[Study]:
     # Serialises recomputes of one study's analyses; NO KEY UPDATE for the reason above (every
     # response references its study).

@@ -26,7 +26,8 @@ from tests.factories import CLASSES, StimulusFactory, StudyFactory
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 POLL_TIMEOUT_S = 60.0
-TASK = "analysis.tasks.soft_label_recompute"
+# Answers mark their stimulus stale and one sweep task refreshes every stale stimulus.
+TASK = "analysis.tasks.soft_label_sweep"
 CLEAN_PARAMS = {"gamma": 0.1, "smoothing": 0.0, "include_repeats": True}
 
 
@@ -296,7 +297,7 @@ def test_a_burst_of_answers_on_one_stimulus_costs_one_recompute_and_loses_none(
         lambda: _labels_complete(study, n_annotations=6) and not PendingRecompute.objects.exists(),
         "the label to count the whole burst",
     )
-    # then: the first answer enqueued the only task; the others rode along on its next round
+    # then: the first answer enqueued the only sweep; the others rode along on its next pass
     assert _succeeded(celery_worker) == 1
     label = SoftLabel.objects.get(stimulus=stimulus)
     expected = [

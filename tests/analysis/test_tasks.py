@@ -5,8 +5,8 @@ from unittest import mock
 
 import pytest
 
-from analysis.models import SoftLabel
-from analysis.tasks import soft_label_recompute, study_aggregate
+from analysis.models import PendingRecompute, SoftLabel
+from analysis.tasks import soft_label_recompute, soft_label_sweep, study_aggregate
 from elicitation import selectors, services
 from elicitation.models import Participant
 from tests.conftest import answer_remaining_trials, categorical_answer
@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def delay() -> Iterator[mock.MagicMock]:
-    with mock.patch.object(soft_label_recompute, "delay") as patched:
+    # Answers mark their stimulus stale and ask for a sweep of every stale stimulus.
+    with mock.patch.object(soft_label_sweep, "delay") as patched:
         yield patched
 
 
@@ -36,7 +37,7 @@ def _snapshot() -> list[tuple[Any, ...]]:
     )
 
 
-def test_response_record_enqueues_one_recompute_for_its_stimulus_on_commit(
+def test_response_record_marks_its_stimulus_and_enqueues_one_sweep_on_commit(
     participant_in_trials: Participant,
     delay: mock.MagicMock,
     django_capture_on_commit_callbacks: Any,
@@ -57,7 +58,10 @@ def test_response_record_enqueues_one_recompute_for_its_stimulus_on_commit(
     # then
     assert enqueued_before_commit == 0
     assert len(callbacks) == 1
-    delay.assert_called_once_with(trial.stimulus_id)
+    delay.assert_called_once_with()
+    assert PendingRecompute.objects.filter(
+        target=PendingRecompute.Target.SOFT_LABELS, object_id=trial.stimulus_id
+    ).exists()
 
 
 def test_response_record_replayed_client_key_enqueues_nothing(

@@ -6,6 +6,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from analysis import recompute_services, tasks
@@ -23,23 +24,24 @@ def _version(object_id: int, target: str = Target.SOFT_LABELS) -> int | None:
     return None if row is None else row.version
 
 
-def test_only_the_answer_that_makes_a_stimulus_stale_enqueues_a_refresh(
+def test_only_the_answer_that_makes_a_stimulus_stale_asks_for_a_sweep(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    # given: nothing pending for stimulus 41
-    # when: three answers arrive before any refresh ran
+    # given: nothing pending for stimuli 41 and 42
+    # when: three answers to 41 and one to 42 arrive before any sweep ran
     with (
-        mock.patch.object(tasks.soft_label_recompute, "delay") as delay,
+        mock.patch.object(tasks.soft_label_sweep, "delay") as delay,
         django_capture_on_commit_callbacks(execute=True) as callbacks,
     ):
-        for _ in range(3):
+        for stimulus_id in (41, 41, 41, 42):
             recompute_services.results_mark_stale(
-                trial_type=Study.TrialType.CATEGORICAL, study_id=7, stimulus_id=41
+                trial_type=Study.TrialType.CATEGORICAL, study_id=7, stimulus_id=stimulus_id
             )
-    # then
-    assert len(callbacks) == 1
-    delay.assert_called_once_with(41)
-    assert _version(41) == 3
+    # then: two new marks asked, and only the first raised the flag and enqueued the sweep
+    assert len(callbacks) == 2
+    delay.assert_called_once_with()
+    assert (_version(41), _version(42)) == (3, 1)
+    assert _version(0, Target.SOFT_LABEL_SWEEP) == 1
 
 
 def test_interface_analyses_are_marked_per_study_and_debounced(
@@ -156,6 +158,112 @@ def test_the_reconcile_task_refreshes_labels_whose_task_was_lost(
     assert n == 1
     assert SoftLabel.objects.get(stimulus=stimulus).n_annotations == 1
     assert PendingRecompute.objects.exists() is False
+
+
+def _sweep_flag_up() -> bool:
+    return PendingRecompute.objects.filter(target=Target.SOFT_LABEL_SWEEP).exists()
+
+
+def test_a_sweep_refreshes_every_stale_stimulus_together_and_lowers_the_flag() -> None:
+    # given: three stale stimuli and a raised flag
+    for stimulus_id in (1, 2, 3):
+        recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=stimulus_id)
+    assert recompute_services._sweep_flag_raise() is True
+    refresh = mock.Mock()
+    # when
+    busy = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
+    # then
+    assert busy is False
+    refresh.assert_called_once()
+    assert sorted(refresh.call_args.args[0]) == [1, 2, 3]
+    assert PendingRecompute.objects.exists() is False
+
+
+def test_a_mark_bumped_during_a_sweep_pass_is_refreshed_by_the_next_pass() -> None:
+    # given: stimulus 1 is stale, and an answer to it arrives during the first refresh
+    recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=1)
+    recompute_services._sweep_flag_raise()
+    calls: list[list[int]] = []
+
+    def refresh(ids: list[int]) -> None:
+        calls.append(sorted(ids))
+        if len(calls) == 1:
+            recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=1)
+
+    # when
+    busy = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
+    # then
+    assert (busy, calls) == (False, [[1], [1]])
+    assert PendingRecompute.objects.exists() is False
+
+
+def test_a_sweep_still_busy_after_its_passes_keeps_the_flag_up() -> None:
+    # given: every pass is overtaken by a new answer
+    recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=1)
+    recompute_services._sweep_flag_raise()
+
+    def refresh(ids: list[int]) -> None:
+        recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=1)
+
+    # when
+    busy = recompute_services.soft_label_sweep(refresh=refresh, passes=2)
+    # then: the caller is told to enqueue the next sweep; nobody else will, the flag is up
+    assert busy is True
+    assert _sweep_flag_up() is True
+    assert _version(1) == 3
+
+
+def test_a_sweep_that_finds_a_mark_after_lowering_the_flag_raises_it_again() -> None:
+    # given: a raised flag and no stale mark; a mark is committed just after the sweep lowers
+    # the flag, by an answer that saw the flag still up (and so enqueued nothing)
+    recompute_services._sweep_flag_raise()
+    real_delete = QuerySet.delete
+    arrived: list[int] = []
+
+    def delete_then_an_answer_commits(self: QuerySet[Any]) -> Any:
+        result = real_delete(self)
+        if self.model is PendingRecompute and not arrived:
+            arrived.append(9)
+            recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=9)
+        return result
+
+    refresh = mock.Mock()
+    # when
+    with mock.patch.object(QuerySet, "delete", delete_then_an_answer_commits):
+        busy = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
+    # then: the sweep looked again, raised the flag and refreshed the late mark
+    assert arrived == [9]
+    assert busy is False
+    refresh.assert_called_once_with([9])
+    assert PendingRecompute.objects.exists() is False
+
+
+def test_the_sweep_task_refreshes_the_labels_of_answers_given_in_eager_mode(
+    make_study: Callable[..., Study],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given / when: two participants answer; each commit runs its callbacks (the sweep, eagerly)
+    study = make_study(n_stimuli=2, batch_size=2, repeats=0, participants_per_batch=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        for pid in ("E1", "E2"):
+            answer_all_trials(study, pid, lambda _: categorical_answer(impossible=[]))
+    # then
+    labels = SoftLabel.objects.filter(study=study)
+    assert sorted(label.n_annotations for label in labels) == [2, 2]
+    assert PendingRecompute.objects.exists() is False
+
+
+def test_reconcile_enqueues_one_sweep_for_a_lost_sweep() -> None:
+    # given: a flag raised five minutes ago by a sweep that died, and its stale mark
+    old = timezone.now() - timedelta(minutes=5)
+    for target, object_id in ((Target.SOFT_LABEL_SWEEP, 0), (Target.SOFT_LABELS, 3)):
+        PendingRecompute.objects.create(target=target, object_id=object_id, requested_at=old)
+    # when
+    with mock.patch.object(tasks.soft_label_sweep, "delay") as delay:
+        n = tasks.pending_recomputes_reconcile.delay().get()
+    # then
+    assert n == 2
+    delay.assert_called_once_with()
 
 
 def test_a_refresh_task_for_a_deleted_stimulus_drops_its_mark() -> None:
