@@ -10,14 +10,12 @@ def participant_qs_select_for_update(*, participant_id: int) -> QuerySet[Partici
     return Participant.objects.select_for_update().filter(id=participant_id)
 
 
-def participant_qs_select_for_update_by_token(*, token: str) -> QuerySet[Participant]:
-    # The submit path's only read of the participant: fetched, with its study, and locked in one
-    # statement. Only the participant row is locked (OF self): studies are read by everyone.
-    return (
-        Participant.objects.select_for_update(of=("self",))
-        .select_related("study")
-        .filter(token=token)
-    )
+def participant_select_for_update_by_token(*, token: str) -> Participant | None:
+    # The submit path's only read of the participant: fetched by token and locked at once, then
+    # its study. Only the participant row is locked: studies are read by everyone.
+    from elicitation import selectors  # local import: selectors imports the models too
+
+    return selectors.participant_by_token(token=token, for_update=True)
 
 
 def batch_qs_select_for_update(*, batch_id: int, skip_locked: bool) -> QuerySet[Batch]:

@@ -1,8 +1,10 @@
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Window
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
 from elicitation.defaults import study_settings_defaults
 from elicitation.models import (
@@ -15,6 +17,7 @@ from elicitation.models import (
     Study,
     Trial,
 )
+from hmix_site.common import rawsql
 
 
 def study_get_by_slug(*, slug: str) -> Study:
@@ -39,8 +42,47 @@ def study_is_researcher(*, study: Study, user_id: int | None) -> bool:
     return study.owner_id == user_id or study.researchers.filter(id=user_id).exists()
 
 
+def _participant_sql(*, for_update: bool) -> str:
+    sql = (
+        f"SELECT {rawsql.columns(Participant, 'p')}, {rawsql.columns(Study, 's')} "  # noqa: S608
+        f"FROM {rawsql.table(Participant)} p JOIN {rawsql.table(Study)} s ON s.id = p.study_id "
+        "WHERE p.token = %s"
+    )
+    # Only the participant row is locked: studies are read by every session.
+    return sql + (" FOR UPDATE OF p" if for_update else "")
+
+
+_PARTICIPANT_BY_TOKEN = _participant_sql(for_update=False)
+_PARTICIPANT_BY_TOKEN_FOR_UPDATE = _participant_sql(for_update=True)
+
+
+def participant_by_token(*, token: str, for_update: bool = False) -> Participant | None:
+    """The session with this token with its study (one indexed read), or None; a malformed
+    token is simply not found. With for_update, the participant row is locked (use it through
+    lock_objects). Written as SQL: this is the first read of every participant request."""
+    try:
+        uuid.UUID(token)
+    except ValueError:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PARTICIPANT_BY_TOKEN_FOR_UPDATE if for_update else _PARTICIPANT_BY_TOKEN, [token]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = rawsql.width(Participant)
+    participant = rawsql.load(Participant, row[:n])
+    participant.study = rawsql.load(Study, row[n:])
+    return participant
+
+
 def participant_get_by_token(*, token: str) -> Participant:
-    return Participant.objects.select_related("study", "batch").get(token=token)
+    """The session with this token, with its study; raises Participant.DoesNotExist."""
+    participant = participant_by_token(token=token)
+    if participant is None:
+        raise Participant.DoesNotExist(f"No session with token {token!r}.")
+    return participant
 
 
 def participant_find_external(
@@ -114,50 +156,80 @@ class TrialsAhead:
     total: int
 
 
-def trials_ahead(*, participant: Participant) -> TrialsAhead:
-    """The first two unanswered trials (by position) with the progress counts, in one query.
+_T, _R, _S = (rawsql.table(m) for m in (Trial, Response, Stimulus))
+# The first two open trials with the progress counts: the window count runs before LIMIT, so it
+# counts every open trial; the total is a scalar subquery.
+_TRIALS_AHEAD = (
+    f"SELECT {rawsql.columns(Trial, 't')}, s.image AS stimulus_image, "  # noqa: S608
+    f"s.public_id AS stimulus_public_id, COUNT(*) OVER () AS n_open, "
+    f"(SELECT COUNT(*) FROM {_T} t2 WHERE t2.participant_id = t.participant_id) AS n_total "
+    f"FROM {_T} t JOIN {_S} s ON s.id = t.stimulus_id LEFT JOIN {_R} r ON r.trial_id = t.id "
+    "WHERE t.participant_id = %s AND r.id IS NULL ORDER BY t.position LIMIT 2"
+)
+# For a submit: the trial already answered with the client key, then the first two open ones.
+_TRIALS_OPEN_OR_KEYED = (
+    f"SELECT {rawsql.columns(Trial, 't')}, r.id AS response_id, "  # noqa: S608
+    "r.client_key AS response_client_key, r.created_at AS response_created_at "
+    f"FROM {_T} t LEFT JOIN {_R} r ON r.trial_id = t.id "
+    "WHERE t.participant_id = %s AND (r.id IS NULL OR r.client_key = %s) "
+    "ORDER BY t.position LIMIT 3"
+)
 
-    The window count is taken before LIMIT, so it counts every unanswered trial; the total comes
-    from a scalar subquery. With nothing left to answer the progress needs a second query, which
-    only happens once the trials are over.
-    """
-    total = (
-        Trial.objects.filter(participant_id=OuterRef("participant_id"))
-        .order_by()
-        .values("participant_id")
-        .annotate(n=Count("id"))
-        .values("n")
+
+def _with_stimulus(trial: Trial) -> Trial:
+    # Only what the session view needs of the stimulus; anything else loads on access.
+    trial.stimulus = rawsql.partial(  # type: ignore[assignment]
+        Stimulus,
+        id=trial.stimulus_id,
+        image=trial.stimulus_image,  # type: ignore[attr-defined]
+        public_id=trial.stimulus_public_id,  # type: ignore[attr-defined]
     )
-    rows = list(
-        Trial.objects.filter(participant_id=participant.id, response__isnull=True)
-        .select_related("stimulus")
-        .annotate(n_open=Window(Count("id")), n_total=Subquery(total))
-        .order_by("position")[:2]
-    )
+    return trial
+
+
+def trials_ahead(*, participant: Participant) -> TrialsAhead:
+    """Where a participant in the trials stands, in one query (the session read's hot path):
+    the first two unanswered trials (by position), each with its stimulus's image, and the
+    progress counts. With nothing left to answer the progress needs a second query, which only
+    happens once the trials are over."""
+    rows = [_with_stimulus(t) for t in Trial.objects.raw(_TRIALS_AHEAD, [participant.id])]
     if not rows:
         progress = participant_progress(participant=participant)
         return TrialsAhead(None, None, progress.answered, progress.total)
     first = rows[0]
+    n_total, n_open = first.n_total, first.n_open  # type: ignore[attr-defined]
     return TrialsAhead(
         current=first,
         following=rows[1] if len(rows) > 1 else None,
-        answered=first.n_total - first.n_open,
-        total=first.n_total,
+        answered=n_total - n_open,
+        total=n_total,
     )
 
 
 def trials_open_or_keyed(*, participant_id: int, client_key: str) -> list[Trial]:
-    """For a submit: the trial already answered with `client_key` (if it is this participant's),
-    then the first two unanswered trials, by position, each with its response; one query.
+    """For a submit, in one query: the trial already answered with `client_key` (if it is this
+    participant's) with that response, then the first two unanswered trials, by position.
 
-    Trials are answered in order, so an answered trial always comes before the unanswered ones.
+    Trials are answered in order, so an answered trial always comes before the unanswered
+    ones. An answered trial's `answered_by` is its response (id, client_key, created_at loaded),
+    an open one's is None.
     """
-    return list(
-        Trial.objects.filter(participant_id=participant_id)
-        .filter(Q(response__isnull=True) | Q(response__client_key=client_key))
-        .select_related("response")
-        .order_by("position")[:3]
-    )
+    trials = list(Trial.objects.raw(_TRIALS_OPEN_OR_KEYED, [participant_id, client_key]))
+    for trial in trials:
+        response_id = trial.response_id  # type: ignore[attr-defined]
+        trial.answered_by = (  # type: ignore[attr-defined]
+            None
+            if response_id is None
+            else rawsql.partial(
+                Response,
+                id=response_id,
+                trial_id=trial.id,
+                participant_id=participant_id,
+                client_key=trial.response_client_key,  # type: ignore[attr-defined]
+                created_at=trial.response_created_at,  # type: ignore[attr-defined]
+            )
+        )
+    return trials
 
 
 def response_get_by_client_key(*, client_key: str) -> Response | None:

@@ -459,21 +459,14 @@ def response_record_by_token(
 
 
 def _participant_locked(token: str) -> Participant:
-    try:
-        uuid.UUID(token)
-    except ValueError:
-        raise ApplicationError("No session with this token.", status=404) from None
-    participant = lock_objects.participant_qs_select_for_update_by_token(token=token).first()
+    participant = lock_objects.participant_select_for_update_by_token(token=token)
     if participant is None:
         raise ApplicationError("No session with this token.", status=404)
     return participant
 
 
 def _response_of(trial: Trial) -> Response | None:
-    try:
-        return trial.response
-    except Response.DoesNotExist:
-        return None
+    return trial.answered_by  # type: ignore[attr-defined]
 
 
 def _refuse_out_of_turn(participant: Participant, trial_id: int, current: Trial | None) -> None:
