@@ -36,10 +36,15 @@ STUDY_ANALYSIS_DEBOUNCE_S = 2.0
 # A soft-label refresh is cheap (one stimulus); it starts at once and, while answers keep
 # arriving, re-runs up to this many times before handing over to a fresh task in the queue.
 SOFT_LABEL_ROUNDS = 3
-# Stale stimuli refreshed together by one sweep pass, and passes before a sweep hands over to a
-# fresh task (so a worker is released now and then, e.g. for a warm shutdown).
+# Stale stimuli refreshed together by one sweep pass, and full passes before a sweep hands over
+# to a fresh task (so a worker is released now and then, e.g. for a warm shutdown).
 SWEEP_BATCH = 500
 SWEEP_PASSES = 50
+# Once a sweep has caught up, the next one looks again this much later: a sweep that looked
+# again at once would spend a pass (eight statements and the maths) on every answer or two,
+# while waiting lets the answers of the interval share one pass. It bounds how stale a label
+# gets under load (with the pass itself), well inside the 2-second freshness goal.
+SWEEP_INTERVAL_S = 0.5
 # A mark older than this with no refresh in sight is assumed lost with its task.
 RECONCILE_AFTER = timedelta(seconds=60)
 
@@ -108,10 +113,12 @@ def soft_label_sweep_request() -> None:
 
 
 def soft_label_sweep(*, refresh: Callable[[list[int]], object], passes: int) -> bool:
-    """Refresh every stale stimulus, SWEEP_BATCH at a time, until no mark is left.
+    """Refresh the stale stimuli, SWEEP_BATCH at a time, until it has caught up.
 
-    `refresh` recomputes the given stimuli. Returns True when marks were still arriving after
-    `passes` passes: the flag stays raised and the caller enqueues the next sweep.
+    `refresh` recomputes the given stimuli. Returns False when no mark was left (the flag is
+    down); True when the sweep caught up with a partial pass, or made `passes` full passes:
+    the flag stays raised and the caller enqueues the next sweep (SWEEP_INTERVAL_S later if it
+    caught up, to let answers gather).
     """
     sweep = PendingRecompute.objects.filter(target=Target.SOFT_LABEL_SWEEP)
     stale = PendingRecompute.objects.filter(target=Target.SOFT_LABELS)
@@ -128,6 +135,8 @@ def soft_label_sweep(*, refresh: Callable[[list[int]], object], passes: int) -> 
         sweep.update(requested_at=timezone.now())
         refresh([object_id for object_id, _ in marks])
         _delete_at_versions(Target.SOFT_LABELS, marks)
+        if len(marks) < SWEEP_BATCH:
+            return True
     return True
 
 

@@ -1,4 +1,4 @@
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import OperationalError
 
 from elicitation.models import Stimulus, Study
@@ -7,8 +7,15 @@ from elicitation.models import Stimulus, Study
 _RETRY = {"autoretry_for": (OperationalError,), "max_retries": 3, "retry_backoff": True}
 
 
-@shared_task(acks_late=True, **_RETRY)
-def soft_label_recompute(stimulus_id: int) -> None:
+def _again(task: Task, *args: object, countdown: float = 0) -> None:
+    """Enqueue `task` once more, on the queue this delivery came from (a worker may consume
+    queues other than the default one)."""
+    queue = (task.request.delivery_info or {}).get("routing_key")
+    task.apply_async(args, countdown=countdown, queue=queue)
+
+
+@shared_task(bind=True, acks_late=True, **_RETRY)
+def soft_label_recompute(self: Task, stimulus_id: int) -> None:
     """Bring a stimulus's stored soft labels up to date with its responses (idempotent).
 
     Answers that arrive while it runs are picked up by its next round (recompute_services);
@@ -29,11 +36,11 @@ def soft_label_recompute(stimulus_id: int) -> None:
         rounds=recompute_services.SOFT_LABEL_ROUNDS,
     )
     if busy:
-        soft_label_recompute.delay(stimulus_id)
+        _again(self, stimulus_id)
 
 
-@shared_task(acks_late=True, **_RETRY)
-def soft_label_sweep() -> None:
+@shared_task(bind=True, acks_late=True, **_RETRY)
+def soft_label_sweep(self: Task) -> None:
     """Refresh the soft labels of every stimulus marked stale, in bulk (recompute_services).
 
     Idempotent: it recomputes from the stored responses and clears marks at the versions read.
@@ -44,7 +51,7 @@ def soft_label_sweep() -> None:
         refresh=_refresh_stimuli, passes=recompute_services.SWEEP_PASSES
     )
     if busy:
-        soft_label_sweep.delay()
+        _again(self, countdown=recompute_services.SWEEP_INTERVAL_S)
 
 
 def _refresh_stimuli(stimulus_ids: list[int]) -> None:
@@ -69,8 +76,8 @@ def study_aggregate(study_id: int, method_name: str, params: dict[str, object]) 
         services.study_aggregate(study=study, method=Method.from_params(method_name, params))
 
 
-@shared_task(acks_late=True, **_RETRY)
-def study_analysis_recompute(study_id: int) -> None:
+@shared_task(bind=True, acks_late=True, **_RETRY)
+def study_analysis_recompute(self: Task, study_id: int) -> None:
     """Recompute the study's interface analyses (B–F) from its stored responses (idempotent).
 
     Debounced (recompute_services.STUDY_ANALYSIS_DEBOUNCE_S): answers that arrived during the
@@ -90,9 +97,7 @@ def study_analysis_recompute(study_id: int) -> None:
         rounds=1,
     )
     if busy:
-        study_analysis_recompute.apply_async(
-            (study_id,), countdown=recompute_services.STUDY_ANALYSIS_DEBOUNCE_S
-        )
+        _again(self, study_id, countdown=recompute_services.STUDY_ANALYSIS_DEBOUNCE_S)
 
 
 @shared_task(acks_late=True, **_RETRY)

@@ -170,10 +170,12 @@ def test_a_sweep_refreshes_every_stale_stimulus_together_and_lowers_the_flag() -
         recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=stimulus_id)
     assert recompute_services._sweep_flag_raise() is True
     refresh = mock.Mock()
-    # when
-    busy = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
-    # then
-    assert busy is False
+    # when: the sweep runs, then (SWEEP_INTERVAL_S later) looks again
+    caught_up = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
+    flag_up_meanwhile = _sweep_flag_up()
+    again = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
+    # then: one refresh of all three; the flag stayed up until the second look found nothing
+    assert (caught_up, flag_up_meanwhile, again) == (True, True, False)
     refresh.assert_called_once()
     assert sorted(refresh.call_args.args[0]) == [1, 2, 3]
     assert PendingRecompute.objects.exists() is False
@@ -190,10 +192,12 @@ def test_a_mark_bumped_during_a_sweep_pass_is_refreshed_by_the_next_pass() -> No
         if len(calls) == 1:
             recompute_services.pending_mark(target=Target.SOFT_LABELS, object_id=1)
 
-    # when
-    busy = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
-    # then
-    assert (busy, calls) == (False, [[1], [1]])
+    # when: sweeps run until one finds nothing left
+    sweeps = 1
+    while recompute_services.soft_label_sweep(refresh=refresh, passes=5):
+        sweeps += 1
+    # then: the second pass read the late answer, and only then was the mark cleared
+    assert (sweeps, calls) == (3, [[1], [1]])
     assert PendingRecompute.objects.exists() is False
 
 
@@ -210,7 +214,7 @@ def test_a_sweep_still_busy_after_its_passes_keeps_the_flag_up() -> None:
     # then: the caller is told to enqueue the next sweep; nobody else will, the flag is up
     assert busy is True
     assert _sweep_flag_up() is True
-    assert _version(1) == 3
+    assert _version(1) == 2
 
 
 def test_a_sweep_that_finds_a_mark_after_lowering_the_flag_raises_it_again() -> None:
@@ -231,9 +235,10 @@ def test_a_sweep_that_finds_a_mark_after_lowering_the_flag_raises_it_again() -> 
     # when
     with mock.patch.object(QuerySet, "delete", delete_then_an_answer_commits):
         busy = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
+        done = recompute_services.soft_label_sweep(refresh=refresh, passes=5)
     # then: the sweep looked again, raised the flag and refreshed the late mark
     assert arrived == [9]
-    assert busy is False
+    assert (busy, done) == (True, False)
     refresh.assert_called_once_with([9])
     assert PendingRecompute.objects.exists() is False
 
