@@ -375,6 +375,9 @@ def _export_annotations(
         yield ("]" if current is not None else "") + "\n}}\n"
     elif fmt == "npy":
         yield _npy_header(_annotation_qs(study, method, until).count(), len(classes))
+        if uses_copy():
+            yield from _annotation_npy_blocks(study, method, until)
+            return
         for batch in batches:
             block = np.stack([c.probs for _, c in batch]).astype("<f8", copy=False)
             yield export_sql.Chunk(block.tobytes(), len(batch))
@@ -390,6 +393,27 @@ def _export_annotations(
             )
             row += len(batch)
             yield export_sql.Chunk(lines.encode(), len(batch))
+
+
+def _annotation_npy_blocks(study: Study, method: Method, until: int) -> Iterator[export_sql.Chunk]:
+    """PostgreSQL: the array rows read by binary COPY and constructed on whole arrays, in the
+    order of `_annotation_qs` (stimulus, then response id), so they match the index file."""
+    k = study.n_classes
+    for chunk in selectors.categorical_response_chunks(k=k, study=study):
+        keep = chunk.response_ids <= until
+        if not method.include_repeats:
+            keep &= ~chunk.is_repeat
+        a = chunk.annotations
+        batch = aggregation.AnnotationBatch.from_arrays(
+            top=a.top[keep],
+            p1=a.p1[keep],
+            second=a.second[keep],
+            p2=a.p2[keep],
+            p2_given=a.p2_given[keep],
+            impossible=a.impossible[keep],
+        )
+        block = aggregation.construct_batch(batch, k, method).astype("<f8", copy=False)
+        yield export_sql.Chunk(block.tobytes(), int(np.count_nonzero(keep)))
 
 
 def _export_soft_labels(

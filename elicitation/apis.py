@@ -181,8 +181,10 @@ class ComprehensionApi(ParticipantApi):
         attempt = services.comprehension_submit(
             participant=participant, answers=serializer.validated_data["answers"]
         )
-        participant.refresh_from_db()
-        return Response({**session_state(participant=participant), "passed": attempt.passed})
+        # The service's locked and updated copy of the participant: no need to read it again.
+        return Response(
+            {**session_state(participant=attempt.participant), "passed": attempt.passed}
+        )
 
 
 class ResponseCreateApi(NonAtomicParticipantApi):

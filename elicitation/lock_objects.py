@@ -5,11 +5,6 @@ from django.db.models import QuerySet
 from elicitation.models import Batch, Participant, Stimulus, Study
 
 
-def participant_qs_select_for_update(*, participant_id: int) -> QuerySet[Participant]:
-    # Serialises one participant's concurrent requests (double clicks, retries, two tabs).
-    return Participant.objects.select_for_update().filter(id=participant_id)
-
-
 def participant_select_for_update_by_token(*, token: str) -> Participant | None:
     # The submit path's only read of the participant: fetched by token and locked at once, then
     # its study. Only the participant row is locked: studies are read by everyone.

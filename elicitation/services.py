@@ -140,7 +140,9 @@ def participant_start(
         class_order=order,
         stage=Stage.CONSENT,
     )
-    participant.full_clean(validate_constraints=False)
+    # Field checks only: the unique token and the study's foreign key would each cost a query
+    # in full_clean, and PostgreSQL enforces both on the INSERT.
+    participant.clean_fields(exclude=["study", "batch"])
     try:
         with transaction.atomic():
             participant.save()
@@ -155,7 +157,11 @@ def participant_start(
 
 
 def _lock(participant: Participant) -> Participant:
-    return lock_objects.participant_qs_select_for_update(participant_id=participant.id).get()
+    """The participant read again, locked, with its study (one statement)."""
+    locked = lock_objects.participant_select_for_update_by_token(token=str(participant.token))
+    if locked is None:
+        raise ApplicationError("No session with this token.", status=404)
+    return locked
 
 
 def _require_stage(participant: Participant, *stages: str) -> None:
@@ -216,7 +222,8 @@ def comprehension_submit(*, participant: Participant, answers: Any) -> Comprehen
         answers=parsed,
         passed=passed,
     )
-    attempt.full_clean()
+    # The (participant, number) key is unique in the database; number comes from the locked row.
+    attempt.clean_fields(exclude=["participant"])
     attempt.save()
     if passed:
         _participant_begin_trials(participant)
