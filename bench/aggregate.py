@@ -39,9 +39,9 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.results import replace_section  # noqa: E402 (bench scripts run as plain files)
+from bench.scratch import fresh_postgres  # noqa: E402
 
 HEADING = "## Bulk aggregation (`bench/aggregate.py`)"
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "hmix_bench_aggregate"
 SLUG = "bench-aggregate"
 N_STIMULI = 10_000
@@ -126,16 +126,6 @@ SELECT now(), now(), a.kind, a.position, gen_random_uuid(), 1500 + (a.id % 9000)
 FROM answers a;
 ANALYZE;
 """
-
-
-def _fresh_postgres() -> str:
-    conn = psycopg2.connect(PG_ADMIN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {PG_DB}")
-    conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
 
 
 def _child(env: dict[str, str], *args: str) -> tuple[str, float]:
@@ -304,7 +294,7 @@ def main() -> None:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "hmix_site.settings.local",
             "DJANGO_DEBUG": "false",
-            "DATABASE_URL": _fresh_postgres(),
+            "DATABASE_URL": fresh_postgres(PG_DB),
             "HMIX_MEDIA_ROOT": str(Path(tmp) / "media"),
             "BENCH_SLUG": SLUG,
             "BENCH_PARTICIPANTS": str(args.participants),

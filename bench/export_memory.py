@@ -34,10 +34,10 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.results import replace_section  # noqa: E402 (bench scripts run as plain files)
+from bench.scratch import fresh_postgres  # noqa: E402
 from elicitation import legacy  # noqa: E402
 
 HEADING = "## Export memory (`bench/export_memory.py`)"
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "hmix_bench_export"
 N_STIMULI = 10_000  # as many images as CIFAR-10H's test set
 TRIALS_PER_PARTICIPANT = 100
@@ -131,16 +131,6 @@ class Run:
     seconds: float
     rows: int
     out_mb: float
-
-
-def _fresh_postgres() -> str:
-    conn = psycopg2.connect(PG_ADMIN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {PG_DB}")
-    conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
 
 
 def _child(env: dict[str, str], *args: str) -> tuple[str, float, float]:
@@ -254,7 +244,7 @@ def main() -> None:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "hmix_site.settings.local",
             "DJANGO_DEBUG": "false",
-            "DATABASE_URL": _fresh_postgres(),
+            "DATABASE_URL": fresh_postgres(PG_DB),
             "HMIX_MEDIA_ROOT": str(tmp / "media"),
             "BENCH_SIZES": json.dumps(list(sizes)),
             "BENCH_STIMULI": str(N_STIMULI),

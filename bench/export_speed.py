@@ -41,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench import export_memory  # noqa: E402 (bench scripts run as plain files)
 from bench.results import replace_section  # noqa: E402
+from bench.scratch import fresh_postgres  # noqa: E402
 from elicitation import legacy  # noqa: E402
 
 HEADING = "## Export speed (`bench/export_speed.py`)"
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "hmix_bench_speed"
 SIZES = (100_000, 1_000_000)
 
@@ -293,13 +293,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes: tuple[int, ...] = args.sizes
-    conn = psycopg2.connect(PG_ADMIN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {PG_DB}")
-    conn.close()
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
+    url = fresh_postgres(PG_DB)
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         env = {

@@ -26,15 +26,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg2
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import section_span  # noqa: E402 (after the path set-up, as a script)
+from bench.scratch import fresh_postgres  # noqa: E402
 from elicitation import legacy  # noqa: E402
 
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "hmix_bench_legacy"
 SLUG = "bench-cifar10s"
 HEADING = "## Legacy import (`bench/legacy_import.py`)"
@@ -118,16 +116,6 @@ def write_file(path: Path, *, participants: int, images: int, per_batch: int, se
             )
 
 
-def _fresh_postgres() -> str:
-    conn = psycopg2.connect(PG_ADMIN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {PG_DB}")
-    conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
-
-
 def _manage(env: dict[str, str], *args: str) -> tuple[str, float]:
     started = time.perf_counter()
     res = subprocess.run(
@@ -205,7 +193,7 @@ def main() -> None:
         )
         parse_s, parsed = _parse_seconds(path, repeat=3)
         env["HMIX_MEDIA_ROOT"] = str(Path(tmp) / "media")
-        env["DATABASE_URL"] = _fresh_postgres()
+        env["DATABASE_URL"] = fresh_postgres(PG_DB)
         _manage(env, "migrate", "--noinput", "-v0")
         _manage(
             env,

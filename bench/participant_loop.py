@@ -42,14 +42,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.results import replace_section  # noqa: E402 (bench scripts run as plain files)
+from bench.scratch import fresh_postgres  # noqa: E402
 
 HEADING = "## Participant journey under load (`bench/participant_loop.py`)"
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = os.environ.get("BENCH_PG_DB", "hmix_bench_loop")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 # The same for H-Mix and the baseline; 4 workers x 4 threads as in the outside tester's run.
@@ -127,16 +125,6 @@ def _wait_log(procs: Processes, name: str, text: str, timeout: float = 60) -> No
         if time.monotonic() > deadline:
             raise SystemExit(f"{name} did not log {text!r} within {timeout} s")
         time.sleep(0.2)
-
-
-def _fresh_database() -> str:
-    conn = psycopg2.connect(PG_ADMIN)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {PG_DB}")
-    conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -559,7 +547,7 @@ def main() -> None:
     procs = Processes(tmp)
     rows: list[dict[str, Any]] = []
     try:
-        db_url = _fresh_database()
+        db_url = fresh_postgres(PG_DB)
         import redis
 
         redis.Redis.from_url(REDIS_URL).flushdb()
