@@ -395,11 +395,16 @@ def _export_annotations(
             yield export_sql.Chunk(lines.encode(), len(batch))
 
 
+NPY_CHUNK = 50_000
+
+
 def _annotation_npy_blocks(study: Study, method: Method, until: int) -> Iterator[export_sql.Chunk]:
     """PostgreSQL: the array rows read by binary COPY and constructed on whole arrays, in the
     order of `_annotation_qs` (stimulus, then response id), so they match the index file."""
     k = study.n_classes
-    for chunk in selectors.categorical_response_chunks(k=k, study=study):
+    # Chunks of about 50,000 rows: the constructions make a few N x K temporaries, so the peak
+    # memory of an export stays that of a 50,000-row study whatever the study's size.
+    for chunk in selectors.categorical_response_chunks(k=k, study=study, chunk_rows=NPY_CHUNK):
         keep = chunk.response_ids <= until
         if not method.include_repeats:
             keep &= ~chunk.is_repeat
