@@ -1,8 +1,9 @@
-import uuid
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
@@ -42,18 +43,16 @@ def study_is_researcher(*, study: Study, user_id: int | None) -> bool:
     return study.owner_id == user_id or study.researchers.filter(id=user_id).exists()
 
 
+@cache
 def _participant_sql(*, for_update: bool) -> str:
+    # Built on first use: the locking clause depends on the database backend.
     sql = (
         f"SELECT {rawsql.columns(Participant, 'p')}, {rawsql.columns(Study, 's')} "  # noqa: S608
         f"FROM {rawsql.table(Participant)} p JOIN {rawsql.table(Study)} s ON s.id = p.study_id "
         "WHERE p.token = %s"
     )
     # Only the participant row is locked: studies are read by every session.
-    return sql + (" FOR UPDATE OF p" if for_update else "")
-
-
-_PARTICIPANT_BY_TOKEN = _participant_sql(for_update=False)
-_PARTICIPANT_BY_TOKEN_FOR_UPDATE = _participant_sql(for_update=True)
+    return sql + (rawsql.for_update_of("p") if for_update else "")
 
 
 def participant_by_token(*, token: str, for_update: bool = False) -> Participant | None:
@@ -61,13 +60,11 @@ def participant_by_token(*, token: str, for_update: bool = False) -> Participant
     token is simply not found. With for_update, the participant row is locked (use it through
     lock_objects). Written as SQL: this is the first read of every participant request."""
     try:
-        uuid.UUID(token)
-    except ValueError:
+        key = rawsql.param(Participant, "token", token)
+    except ValidationError:
         return None
     with connection.cursor() as cursor:
-        cursor.execute(
-            _PARTICIPANT_BY_TOKEN_FOR_UPDATE if for_update else _PARTICIPANT_BY_TOKEN, [token]
-        )
+        cursor.execute(_participant_sql(for_update=for_update), [key])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -185,7 +182,7 @@ _TRIALS_OPEN_OR_KEYED = (
 
 def _with_stimulus(trial: Trial) -> Trial:
     # Only what the session view needs of the stimulus; anything else loads on access.
-    trial.stimulus = rawsql.partial(  # type: ignore[assignment]
+    trial.stimulus = rawsql.partial(
         Stimulus,
         id=trial.stimulus_id,
         image=trial.stimulus_image,  # type: ignore[attr-defined]
@@ -221,7 +218,8 @@ def trials_open_or_keyed(*, participant_id: int, client_key: str) -> list[Trial]
     ones. An answered trial's `answered_by` is its response (id, client_key, created_at loaded),
     an open one's is None.
     """
-    trials = list(Trial.objects.raw(_TRIALS_OPEN_OR_KEYED, [participant_id, client_key]))
+    key = rawsql.param(Response, "client_key", client_key)
+    trials = list(Trial.objects.raw(_TRIALS_OPEN_OR_KEYED, [participant_id, key]))
     for trial in trials:
         response_id = trial.response_id  # type: ignore[attr-defined]
         trial.answered_by = (  # type: ignore[attr-defined]
