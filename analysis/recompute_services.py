@@ -10,7 +10,8 @@ version it read, i.e. only if no answer arrived meanwhile (see PendingRecompute)
   (periodic) enqueues it again.
 
 Soft labels are refreshed by a sweep: one task at a time takes every stale stimulus (up to
-SWEEP_BATCH per pass), recomputes them together and clears their marks, until none is left.
+SWEEP_BATCH per pass), recomputes them together and clears their marks; once it has caught up
+it looks again SWEEP_INTERVAL_S later, and stops when it finds none left.
 Under load that turns hundreds of answers a second into a few bulk refreshes a second instead
 of one task each. The sweep flag (a SOFT_LABEL_SWEEP row) says a sweep is queued or running;
 an answer whose mark is new raises it after its commit and enqueues a sweep only if it was down.

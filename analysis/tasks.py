@@ -1,7 +1,11 @@
+import logging
+
 from celery import Task, shared_task
 from django.db import OperationalError
 
 from elicitation.models import Stimulus, Study
+
+logger = logging.getLogger(__name__)
 
 # Retry only what a database restart or failover raises; a bug must fail loudly, not loop.
 _RETRY = {"autoretry_for": (OperationalError,), "max_retries": 3, "retry_backoff": True}
@@ -63,7 +67,13 @@ def _refresh_stimuli(stimulus_ids: list[int]) -> None:
     ):
         by_study.setdefault(study_id, []).append(stimulus_id)
     for study in Study.objects.filter(id__in=by_study):
-        services.soft_labels_refresh(study=study, stimulus_ids=by_study[study.id])
+        try:
+            services.soft_labels_refresh(study=study, stimulus_ids=by_study[study.id])
+        except ValueError:
+            # Stored answers a construction refuses (e.g. an imported value above 100 % under
+            # a clean method) must not stall every other study's labels: the sweep clears
+            # these marks too, and the error is logged for the researcher to fix the method.
+            logger.exception("Soft labels of study %s could not be refreshed", study.id)
 
 
 @shared_task(acks_late=True, **_RETRY)

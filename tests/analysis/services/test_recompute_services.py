@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from analysis import recompute_services, tasks
 from analysis.models import PendingRecompute, SoftLabel
-from elicitation.models import Study
+from elicitation.models import Response, Study
 from tests.conftest import answer_all_trials, categorical_answer
 
 pytestmark = pytest.mark.django_db
@@ -277,4 +277,24 @@ def test_a_refresh_task_for_a_deleted_stimulus_drops_its_mark() -> None:
     # when
     tasks.soft_label_recompute.delay(999_999)
     # then
+    assert PendingRecompute.objects.exists() is False
+
+
+def test_a_study_whose_answers_a_construction_refuses_does_not_stall_the_others(
+    make_study: Callable[..., Study], caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: two stale stimuli; one study's stored answer is one its construction refuses (an
+    # imported 150 % under the clean construction)
+    bad = make_study(n_stimuli=1, batch_size=1, repeats=0)
+    good = make_study(n_stimuli=1, batch_size=1, repeats=0)
+    for study, pid in ((bad, "BAD"), (good, "GOOD")):
+        answer_all_trials(study, pid, lambda _: categorical_answer(impossible=[]))
+    Response.objects.filter(study=bad).update(source=Response.Source.IMPORTED, p1_pct=150.0)
+    assert PendingRecompute.objects.filter(target=Target.SOFT_LABELS).count() == 2
+    # when
+    tasks.soft_label_sweep.delay()
+    # then: the good study is labelled, the bad one is logged, and nothing stays stale
+    assert SoftLabel.objects.get(study=good).n_annotations == 1
+    assert SoftLabel.objects.filter(study=bad).exists() is False
+    assert f"Soft labels of study {bad.id} could not be refreshed" in caplog.text
     assert PendingRecompute.objects.exists() is False
