@@ -412,7 +412,7 @@ def hmix_2023_batch(b: AnnotationBatch, k: int, gamma: float = DEFAULT_GAMMA) ->
     add = gamma / np.where(own, k_count, 1)
     v = _assemble(at_zero, add, b.top, st, floored(st.top_value), floored(st.second_value))
     if legacy is not None:
-        v = np.where(own[:, None], v, legacy)
+        v[~own] = legacy[~own]  # v is this function's own array: no N x K np.where
     return _normalise_or_top(v, b.top)
 
 
@@ -487,8 +487,11 @@ def renormalise_batch(b: AnnotationBatch, k: int) -> FloatArray:
     _check_percents(b, allow_above_100=False)
     _reject_same_second(b)
     st = _stated(b)
-    nowhere = np.zeros((len(b), k), dtype=bool)
-    v = _assemble(nowhere, np.zeros(len(b)), b.top, st, st.top_value, st.second_value)
+    # Only the stated values: no class at zero receives anything.
+    v = np.zeros((len(b), k), dtype=np.float64)
+    flat = v.reshape(-1)
+    flat[_flat(b.top, b.top, k)] = st.top_value
+    flat[_flat(b.top, st.second_index, k, st.second_ok)] = st.second_value[st.second_ok]
     return _normalise_or_top(v, b.top)
 
 
