@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from analysis import plots
 from analysis.aggregation import Annotation, AnnotationBatch, Method
 from analysis.models import AnalysisResult, SoftLabel
-from elicitation.models import Response, Stimulus, Study, Trial
+from elicitation.models import Response, Study, Trial
 
 
 def params_key(method: Method) -> str:
@@ -24,20 +24,9 @@ def study_default_method(*, study: Study) -> Method:
     return Method.from_params(study.label_method, study.label_params)
 
 
-def stimulus_methods(*, stimulus: Stimulus) -> list[Method]:
-    """The study's default method plus every method a label of this stimulus was stored under."""
-    methods = {params_key(m): m for m in [study_default_method(study=stimulus.study)]}
-    for name, params in (
-        SoftLabel.objects.filter(stimulus=stimulus).values_list("method", "params").distinct()
-    ):
-        method = Method.from_params(name, params)
-        methods.setdefault(params_key(method), method)
-    return list(methods.values())
-
-
 def stimuli_methods(*, study: Study, stimulus_ids: list[int]) -> dict[int, list[Method]]:
     """For each stimulus: the study's default method plus every method a label of it is stored
-    under (what `stimulus_methods` gives for one), in one query."""
+    under, in one query."""
     default = study_default_method(study=study)
     methods = {i: {params_key(default): default} for i in stimulus_ids}
     rows = (

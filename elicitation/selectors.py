@@ -237,10 +237,6 @@ def trials_open_or_keyed(*, participant_id: int, client_key: str) -> list[Trial]
     return trials
 
 
-def response_get_by_client_key(*, client_key: str) -> Response | None:
-    return Response.objects.select_related("trial").filter(client_key=client_key).first()
-
-
 def response_list(
     *,
     study: Study,
