@@ -280,7 +280,7 @@ BUILDER_JOB_KINDS = (Job.Kind.IMAGE_UPLOAD, Job.Kind.GENERATE_STIMULI)
 @require_GET
 def study_build_job(request: HttpRequest, slug: str, job_id: uuid.UUID) -> HttpResponse:
     """An upload's or a generation's progress, rendered as it stands and then polled from
-    /api/jobs/<id>/ (static/dashboard/builder_job.js); once done, a link to what it made."""
+    /api/jobs/<id>/ (static/dashboard/job_follow.js); once done, a link to what it made."""
     study = _study(request, slug)
     job = jobs_selectors.job_get_for_user(public_id=str(job_id), user_id=request.user.pk)
     if (

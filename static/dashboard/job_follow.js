@@ -1,10 +1,11 @@
-// Follows a study-builder job (an image-set upload or a stimulus generation): polls
-// /api/jobs/<id>/ (session auth) until it is done or failed, then shows the link to what it made
-// or the reason it made nothing.
+// Follows a worker job on its page (a legacy import, an image-set upload, a stimulus
+// generation): polls /api/jobs/<id>/ (session auth) until it is done or failed, then shows the
+// link to what it made or the reason it made nothing. The page gives the job's URL in the
+// `job-config` JSON script and holds the job-* elements.
 "use strict";
 
 (function () {
-  const configEl = document.getElementById("builder-job-config");
+  const configEl = document.getElementById("job-config");
   if (!configEl) return;
   const config = JSON.parse(configEl.textContent);
   const el = (id) => document.getElementById(id);
