@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.results import replace_section  # noqa: E402 (bench scripts run as plain files)
-from bench.scratch import fresh_postgres  # noqa: E402
+from bench.scratch import PARTICIPANTS_AND_TRIALS, fresh_postgres, manage  # noqa: E402
 
 HEADING = "## Bulk aggregation (`bench/aggregate.py`)"
 PG_DB = "hmix_bench_aggregate"
@@ -74,30 +73,10 @@ print(json.dumps({"study": study.id}))
 # repeat. The answer is drawn with random() (seeded): top class, p1 in 30..100, a second class
 # (never the top) with p2 <= 100 - p1 for ~70 % of answers, and 0-3 impossible classes picked
 # from top + 3, top + 5, top + 7 (mod 10), which sometimes hits the second class.
-FILL = """
-SELECT setseed(0.25);
-INSERT INTO elicitation_participant
-    (created_at, updated_at, token, platform, external_id, platform_study_id,
-     platform_session_id, stage, class_order, comprehension_failures, trials_started_at,
-     completed_at, debrief, user_agent, batch_id, study_id)
-SELECT now(), now(), gen_random_uuid(), 'prolific', 'PID' || n, 'STUDY', 'SESSION' || n,
-       'completed', '[0,1,2,3,4,5,6,7,8,9]'::jsonb, 0, now(), now(), '{{}}'::jsonb, 'bench',
-       (SELECT id FROM elicitation_batch WHERE study_id = {study}), {study}
-FROM generate_series(1, {participants}) AS n;
-
-WITH s AS (
-    SELECT id, (row_number() OVER (ORDER BY id)) - 1 AS i
-    FROM elicitation_stimulus WHERE study_id = {study}
-)
-INSERT INTO elicitation_trial (created_at, updated_at, position, kind, display, participant_id,
-                               stimulus_id)
-SELECT now(), now(), pos, CASE WHEN pos % 10 = 9 THEN 'repeat' ELSE 'main' END,
-       '{{}}'::jsonb, p.id, s.id
-FROM elicitation_participant p
-CROSS JOIN generate_series(0, {trials} - 1) AS pos
-JOIN s ON s.i = (p.id * 37 + pos) % {stimuli}
-WHERE p.study_id = {study};
-
+FILL = (
+    "SELECT setseed(0.25);\n"  # noqa: S608 (a fixture of constants and our own ids)
+    + PARTICIPANTS_AND_TRIALS
+    + """
 WITH draws AS (
     SELECT t.*, floor(random() * 10)::int AS top, 30 + floor(random() * 71)::int AS p1,
            random() < 0.7 AS has_second, 1 + floor(random() * 9)::int AS second_offset,
@@ -126,29 +105,13 @@ SELECT now(), now(), a.kind, a.position, gen_random_uuid(), 1500 + (a.id % 9000)
 FROM answers a;
 ANALYZE;
 """
-
-
-def _child(env: dict[str, str], *args: str) -> tuple[str, float]:
-    """Run `manage.py args` in a child process: (stdout, wall seconds)."""
-    started = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if res.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{res.stderr}")
-    return res.stdout, seconds
+)
 
 
 def build_fixture(env: dict[str, str], participants: int) -> float:
     started = time.perf_counter()
-    _child(env, "migrate", "--noinput", "-v0")
-    out, _ = _child(env, "shell", "-c", SETUP)
+    manage(env, "migrate", "--noinput", "-v0")
+    out, _ = manage(env, "shell", "-c", SETUP)
     study = json.loads(out.strip().splitlines()[-1])["study"]
     conn = psycopg2.connect(env["DATABASE_URL"])
     with conn, conn.cursor() as cur:
@@ -158,6 +121,7 @@ def build_fixture(env: dict[str, str], participants: int) -> float:
                 participants=participants,
                 trials=TRIALS_PER_PARTICIPANT,
                 stimuli=N_STIMULI,
+                display="'{}'::jsonb",
             )
         )
     conn.close()
@@ -269,12 +233,12 @@ def measure(env: dict[str, str], methods: list[str]) -> dict[str, object]:
     arg = "all" if len(methods) > 1 else methods[0]
     walls, inside = [], []
     for _ in range(2):  # best of two: the machine is shared
-        out, wall = _child(env, "aggregate", "--study", SLUG, "--method", arg)
+        out, wall = manage(env, "aggregate", "--study", SLUG, "--method", arg)
         labels = _last_json(out)["labels"]
         walls.append(wall)
-        out, _ = _child({**env, "BENCH_METHOD": arg}, "shell", "-c", IN_PROCESS)
+        out, _ = manage({**env, "BENCH_METHOD": arg}, "shell", "-c", IN_PROCESS)
         inside.append(float(_last_json(out)["seconds"]))  # type: ignore[arg-type]
-    out, _ = _child({**env, "BENCH_METHODS": json.dumps(methods)}, "shell", "-c", BASELINE)
+    out, _ = manage({**env, "BENCH_METHODS": json.dumps(methods)}, "shell", "-c", BASELINE)
     baseline = _last_json(out)
     return {"methods": arg, "labels": labels, "wall": min(walls), "inside": min(inside), **baseline}
 
@@ -307,7 +271,7 @@ def main() -> None:
             f"{fixture_s:.0f} s",
             flush=True,
         )
-        out, _ = _child(env, "shell", "-c", DEFAULT_METHOD)
+        out, _ = manage(env, "shell", "-c", DEFAULT_METHOD)
         default = str(_last_json(out)["method"])
         runs = []
         for methods in ([default], ["all"]):

@@ -34,7 +34,7 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.results import replace_section  # noqa: E402 (bench scripts run as plain files)
-from bench.scratch import fresh_postgres  # noqa: E402
+from bench.scratch import PARTICIPANTS_AND_TRIALS, fresh_postgres  # noqa: E402
 from elicitation import legacy  # noqa: E402
 
 HEADING = "## Export memory (`bench/export_memory.py`)"
@@ -70,29 +70,9 @@ print(json.dumps(ids))
 
 # One participant per TRIALS_PER_PARTICIPANT responses; trial `pos` of participant p shows
 # stimulus (p * 37 + pos) mod N_STIMULI; every tenth trial is a repeat.
-FILL = """
-INSERT INTO elicitation_participant
-    (created_at, updated_at, token, platform, external_id, platform_study_id,
-     platform_session_id, stage, class_order, comprehension_failures, trials_started_at,
-     completed_at, debrief, user_agent, batch_id, study_id)
-SELECT now(), now(), gen_random_uuid(), 'prolific', 'PID' || n, 'STUDY', 'SESSION' || n,
-       'completed', '[0,1,2,3,4,5,6,7,8,9]'::jsonb, 0, now(), now(), '{{}}'::jsonb, 'bench',
-       (SELECT id FROM elicitation_batch WHERE study_id = {study}), {study}
-FROM generate_series(1, {participants}) AS n;
-
-WITH s AS (
-    SELECT id, (row_number() OVER (ORDER BY id)) - 1 AS i
-    FROM elicitation_stimulus WHERE study_id = {study}
-)
-INSERT INTO elicitation_trial (created_at, updated_at, position, kind, display, participant_id,
-                               stimulus_id)
-SELECT now(), now(), pos, CASE WHEN pos % 10 = 9 THEN 'repeat' ELSE 'main' END,
-       '{{"class_order": {classes}}}'::jsonb, p.id, s.id
-FROM elicitation_participant p
-CROSS JOIN generate_series(0, {trials} - 1) AS pos
-JOIN s ON s.i = (p.id * 37 + pos) % {stimuli}
-WHERE p.study_id = {study};
-
+FILL = (
+    PARTICIPANTS_AND_TRIALS
+    + """
 INSERT INTO elicitation_response
     (created_at, updated_at, kind, position, client_key, rt_ms, raw, display, top_class,
      p1_pct, second_class, p2_pct, impossible, value, participant_id, stimulus_id, study_id,
@@ -107,6 +87,7 @@ SELECT now(), now(), t.kind, t.position, gen_random_uuid(), 1500 + (t.id % 9000)
 FROM elicitation_trial t JOIN elicitation_participant p ON p.id = t.participant_id
 WHERE p.study_id = {study};
 """
+)
 
 BUNDLE = """
 import json, os
@@ -178,7 +159,7 @@ def _fill(url: str, study_ids: dict[int, int], classes: list[str]) -> None:
                     participants=size // TRIALS_PER_PARTICIPANT,
                     trials=TRIALS_PER_PARTICIPANT,
                     stimuli=N_STIMULI,
-                    classes=json.dumps(classes),
+                    display=f"'{json.dumps({'class_order': classes})}'::jsonb",
                 )
             )
         cur.execute("ANALYZE")

@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import section_span  # noqa: E402 (after the path set-up, as a script)
-from bench.scratch import fresh_postgres  # noqa: E402
+from bench.scratch import fresh_postgres, manage  # noqa: E402
 from elicitation import legacy  # noqa: E402
 
 PG_DB = "hmix_bench_legacy"
@@ -116,22 +115,6 @@ def write_file(path: Path, *, participants: int, images: int, per_batch: int, se
             )
 
 
-def _manage(env: dict[str, str], *args: str) -> tuple[str, float]:
-    started = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if res.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{res.stderr}")
-    return res.stdout, wall
-
-
 def _command_time(out: str) -> float:
     match = re.search(r"^Time: ([0-9.]+) s", out, re.MULTILINE)
     if match is None:
@@ -194,8 +177,8 @@ def main() -> None:
         parse_s, parsed = _parse_seconds(path, repeat=3)
         env["HMIX_MEDIA_ROOT"] = str(Path(tmp) / "media")
         env["DATABASE_URL"] = fresh_postgres(PG_DB)
-        _manage(env, "migrate", "--noinput", "-v0")
-        _manage(
+        manage(env, "migrate", "--noinput", "-v0")
+        manage(
             env,
             "createsuperuser",
             "--noinput",
@@ -204,11 +187,11 @@ def main() -> None:
             "--email",
             "bench@example.com",
         )
-        _, start_s = _manage(env, "help", "import_legacy")
+        _, start_s = manage(env, "help", "import_legacy")
         command = ["import_legacy", "--format", "cifar10s", "--study", SLUG, str(path)]
-        out, wall_s = _manage(env, *command)
+        out, wall_s = manage(env, *command)
         import_s = _command_time(out)
-        replace_out, _ = _manage(env, *command, "--replace")
+        replace_out, _ = manage(env, *command, "--replace")
         replace_s = _command_time(replace_out)
     figures = {
         "rows": parsed.n_rows,
