@@ -12,7 +12,7 @@ import numpy as np
 
 from elicitation import services, stimulus_services
 from elicitation.defaults import study_texts
-from elicitation.models import Stimulus, Study
+from elicitation.models import Participant, Stimulus, Study
 from tests.factories import CLASSES
 
 SIZE = 32
@@ -160,3 +160,21 @@ def iri_study_live(
     services.batches_build(study=study, stimuli=stimuli, batch_size=batch_size or n_stimuli)
     services.study_set_status(study=study, status=Study.Status.LIVE)
     return study
+
+
+def iri_participant_in_trials(*, owner: Any, trial_type: str, name: str) -> Participant:
+    """A Prolific participant `name` at the first trial of a live two-stimulus E or F study
+    (no catch trials), through the services."""
+    from tests.conftest import advance_to_trials  # conftest is loaded first; avoid a cycle
+
+    study = iri_study_live(
+        owner=owner,
+        trial_type=trial_type,
+        slug=f"{name.lower()}-{trial_type.replace('_', '-')}",
+        n_stimuli=2,
+        settings={"catch_rate": 0.0},
+    )
+    participant, _ = services.participant_start(
+        study=study, platform=Participant.Platform.PROLIFIC, external_id=name
+    )
+    return advance_to_trials(participant)

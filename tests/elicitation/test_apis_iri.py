@@ -7,26 +7,10 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from elicitation import services
 from elicitation.models import Participant, Response, Study, Trial
-from tests.conftest import advance_to_trials
-from tests.iri_fixtures import iri_study_live
+from tests.iri_fixtures import iri_participant_in_trials
 
 pytestmark = pytest.mark.django_db
-
-
-def _participant_in_trials(researcher: Any, trial_type: str) -> Participant:
-    study = iri_study_live(
-        owner=researcher,
-        trial_type=trial_type,
-        slug=f"api-{trial_type.replace('_', '-')}",
-        n_stimuli=2,
-        settings={"catch_rate": 0.0},
-    )
-    participant, _ = services.participant_start(
-        study=study, platform=Participant.Platform.PROLIFIC, external_id="PID-API"
-    )
-    return advance_to_trials(participant)
 
 
 def _submit(client: APIClient, participant: Participant, answer: Any) -> Any:
@@ -71,7 +55,7 @@ def test_bad_iri_answers_are_refused_and_nothing_is_written(
     api_client: APIClient, researcher: Any, trial_type: str, answer: Any, message: str
 ) -> None:
     # given
-    participant = _participant_in_trials(researcher, trial_type)
+    participant = iri_participant_in_trials(owner=researcher, trial_type=trial_type, name="PID-API")
 
     # when
     res = _submit(api_client, participant, answer)
@@ -95,7 +79,7 @@ def test_good_iri_answer_is_stored_with_its_display(
     api_client: APIClient, researcher: Any, trial_type: str, answer: dict[str, Any]
 ) -> None:
     # given
-    participant = _participant_in_trials(researcher, trial_type)
+    participant = iri_participant_in_trials(owner=researcher, trial_type=trial_type, name="PID-API")
     trial = Trial.objects.filter(participant=participant).order_by("position").first()
 
     # when

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from elicitation import selectors, services
+from elicitation import selectors
 from elicitation.models import Participant, Response, Study
-from tests.conftest import advance_to_trials, categorical_answer, start_in_trials
-from tests.iri_fixtures import iri_study_live
+from tests.conftest import categorical_answer, start_in_trials
+from tests.iri_fixtures import iri_participant_in_trials
 
 pytestmark = pytest.mark.django_db
 
@@ -39,20 +39,6 @@ def _body(participant: Participant, answer: Any) -> dict[str, Any]:
 def _categorical_in_trials(make_study: Callable[..., Study]) -> Participant:
     study = make_study(classes=["Cat", "Dog", "Ship", "Airplane"], repeats=0)
     return start_in_trials(study, "Q1")
-
-
-def _iri_in_trials(researcher: Any, trial_type: str) -> Participant:
-    study = iri_study_live(
-        owner=researcher,
-        trial_type=trial_type,
-        slug=f"q-{trial_type.replace('_', '-')}",
-        n_stimuli=2,
-        settings={"catch_rate": 0.0},
-    )
-    participant, _ = services.participant_start(
-        study=study, platform=Participant.Platform.PROLIFIC, external_id="Q-IRI"
-    )
-    return advance_to_trials(participant)
 
 
 def _iri_answer(participant: Participant) -> dict[str, Any]:
@@ -116,7 +102,7 @@ def test_image_interfaces_stay_within_the_same_budget(
     api_client: APIClient, researcher: Any, trial_type: str, django_assert_max_num_queries: Any
 ) -> None:
     # given: the interfaces whose trials have several frames and the heaviest answer checks
-    participant = _iri_in_trials(researcher, trial_type)
+    participant = iri_participant_in_trials(owner=researcher, trial_type=trial_type, name="Q-IRI")
     body = _body(participant, _iri_answer(participant))
     # when
     with django_assert_max_num_queries(NEW_RESPONSE_MAX):
