@@ -18,7 +18,8 @@ from hmix_site.celery import app as celery_app
 from hmix_site.env import BASE_DIR
 
 # A Redis database of its own, so the flushes below never touch anything else on the server.
-WORKER_BROKER_URL = "redis://127.0.0.1:6379/13"
+# Overridable so that two checkouts can run their worker tests side by side.
+WORKER_BROKER_URL = os.environ.get("HMIX_TEST_WORKER_BROKER_URL", "redis://127.0.0.1:6379/13")
 WORKER_START_TIMEOUT_S = 60.0
 _WORKER_KEY = pytest.StashKey["CeleryWorker"]()
 
