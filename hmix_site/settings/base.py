@@ -7,10 +7,15 @@ from celery.schedules import crontab
 from hmix_site.env import BASE_DIR, env
 from hmix_site.storage import FILE_SYSTEM_STORAGE, s3_storage
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-only-key-change-me")
+# The default is public (it is in this file): production.py refuses to start with it.
+DEV_SECRET_KEY = "insecure-local-only-key-change-me"  # noqa: S105
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# `seed_demo` creates a staff login whose password is printed in the README; only local.py and
+# test.py allow it.
+HMIX_DEMO_LOGIN_ALLOWED = False
 
 INSTALLED_APPS = [
     "django.contrib.admin",
