@@ -5,6 +5,8 @@ JSON API and the HTML pages. Errors are Django ValidationErrors keyed by field, 
 layer turns into a 400 naming the problem.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,3 +233,15 @@ def parse_iri_cluster(
             }
         )
     return {"rows": out, "columns": columns}
+
+
+def payload_digest(*, trial_id: int, rt_ms: int, answer: Any) -> str:
+    """SHA-256 of a submit's payload in one canonical form (sorted keys, no spaces, ASCII), so
+    a retry of the same body gives the same digest whatever its key order or whitespace."""
+    canonical = json.dumps(
+        {"trial": trial_id, "rt_ms": rt_ms, "answer": answer},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
