@@ -578,8 +578,10 @@ def participant_debrief_submit(*, participant: Participant, answers: Any) -> Par
         text = answers.get(str(i), "")
         if not isinstance(text, str):
             raise ValidationError({"answers": f"Answer {i} must be text."})
-        if len(text) > 5000:
-            raise ValidationError({"answers": f"Answer {i} is longer than 5000 characters."})
+        if len(text) > payloads.MAX_ANSWER_CHARS:
+            raise ValidationError(
+                {"answers": f"Answer {i} is longer than {payloads.MAX_ANSWER_CHARS} characters."}
+            )
         cleaned[question] = text
     participant.debrief = cleaned
     participant.stage = Stage.COMPLETED
@@ -680,6 +682,8 @@ def _study_instructions_clean(value: Any) -> list[dict[str, str]]:
 def _study_comprehension_clean(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise ValueError("Comprehension questions must be a list.")
+    if len(value) > payloads.MAX_QUESTIONS:
+        raise ValueError(f"At most {payloads.MAX_QUESTIONS} comprehension questions.")
     questions = []
     for i, item in enumerate(value, start=1):
         if not isinstance(item, dict) or set(item) != {"question", "options", "answer"}:
@@ -706,6 +710,8 @@ def _study_comprehension_clean(value: Any) -> list[dict[str, Any]]:
 def _study_debrief_clean(value: Any) -> list[str]:
     if not isinstance(value, list):
         raise ValueError("Debrief questions must be a list of texts.")
+    if len(value) > payloads.MAX_QUESTIONS:
+        raise ValueError(f"At most {payloads.MAX_QUESTIONS} debrief questions.")
     questions = [_text(q, f"Debrief question {i}", max_length=1000) for i, q in enumerate(value, 1)]
     # The answers are stored keyed by the question's text.
     if len(set(questions)) != len(questions):

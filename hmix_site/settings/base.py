@@ -39,6 +39,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that could read the body (CSRF's form parsing, DRF's parsers).
+    "hmix_site.common.body_limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -125,9 +127,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Uploads: images are small; a cap keeps a stray multi-gigabyte upload out of memory.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("HMIX_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+# Request and upload sizes, checked on the declared length before a body is read
+# (hmix_site/common/body_limits.py answers 413). A participant sends a few hundred bytes per
+# answer; the researcher's JSON and forms (study texts) stay well under a megabyte.
+HMIX_MAX_PARTICIPANT_BODY_BYTES = env.int("HMIX_MAX_PARTICIPANT_BODY_BYTES", default=64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("HMIX_MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
+# Each uploaded file (zip, CIFAR batch, manifest, legacy CSV); images are small, and a cap keeps
+# a stray multi-gigabyte upload off the disk and out of the worker.
+HMIX_MAX_UPLOAD_BYTES = env.int("HMIX_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+# A whole multipart request: the five CIFAR-10 training batches and their meta file fit.
+HMIX_MAX_UPLOAD_REQUEST_BYTES = env.int(
+    "HMIX_MAX_UPLOAD_REQUEST_BYTES", default=8 * HMIX_MAX_UPLOAD_BYTES
+)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# What a zip may inflate to, read from its central directory before anything is inflated and
+# enforced again while reading (a header can lie): each member, and all members together.
+HMIX_MAX_ZIP_MEMBER_BYTES = env.int("HMIX_MAX_ZIP_MEMBER_BYTES", default=64 * 1024 * 1024)
+HMIX_MAX_ZIP_TOTAL_BYTES = env.int("HMIX_MAX_ZIP_TOTAL_BYTES", default=512 * 1024 * 1024)
 HMIX_MAX_IMAGE_PIXELS = env.int("HMIX_MAX_IMAGE_PIXELS", default=4096 * 4096)
 
 REST_FRAMEWORK = {
