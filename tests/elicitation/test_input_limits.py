@@ -6,12 +6,14 @@ import uuid
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from elicitation import services
-from elicitation.models import ComprehensionAttempt, Participant, Response, Study
+from elicitation.models import ComprehensionAttempt, ImageSet, Participant, Response, Study
+from jobs.models import Job
 from tests.conftest import advance_to_trials, categorical_answer, token_client
 from tests.factories import CLASSES, StudyFactory
 
@@ -48,6 +50,56 @@ def test_a_participant_body_over_the_cap_is_413_before_it_is_read(
         "extra": {"max_bytes": PARTICIPANT_CAP, "bytes": len(raw)},
     }
     assert Response.objects.exists() is False
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "session-start",
+        "session-detail",
+        "session-consent",
+        "session-instructions",
+        "session-comprehension",
+        "session-debrief",
+    ],
+)
+def test_every_participant_endpoint_has_the_cap(
+    participant_in_trials: Participant, name: str
+) -> None:
+    # given a 10 MB JSON list, as the comprehension answer that used to hold a worker for 20 s
+    raw = json.dumps({"answers": [0] * (5 * 1024 * 1024)})
+    url = (
+        reverse("participant-api:session-start")
+        if name == "session-start"
+        else _url(name, participant_in_trials)
+    )
+    stage = participant_in_trials.stage
+    # when
+    res = APIClient().generic("POST", url, raw, content_type="application/json")
+    # then
+    assert res.status_code == 413
+    assert res.json()["extra"] == {"max_bytes": PARTICIPANT_CAP, "bytes": len(raw)}
+    assert Participant.objects.count() == 1
+    participant_in_trials.refresh_from_db()
+    assert participant_in_trials.stage == stage
+    assert ComprehensionAttempt.objects.filter(participant=participant_in_trials).count() == 1
+
+
+def test_a_multipart_upload_over_the_request_cap_is_413(researcher: Any, settings: Any) -> None:
+    # given
+    settings.HMIX_MAX_UPLOAD_REQUEST_BYTES = 2000
+    upload = SimpleUploadedFile("images.zip", bytes(5000), content_type="application/zip")
+    # when
+    res = token_client(researcher).post(
+        reverse("api:image-set-list"),
+        {"name": "big", "source": "zip", "zip_file": upload},
+        format="multipart",
+    )
+    # then
+    assert res.status_code == 413
+    assert res.json()["extra"]["max_bytes"] == 2000
+    assert ImageSet.objects.exists() is False
+    assert Job.objects.exists() is False
 
 
 def test_the_participant_cap_is_a_setting(
