@@ -19,10 +19,10 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY . .
 
 # Editable, so that BASE_DIR stays /app, where templates/ and static/ live. collectstatic needs
-# settings but no secret worth keeping: the dummy key exists only for this build step.
+# production settings, which refuse a weak key: a random one, used for this build step only.
 RUN pip install --no-deps --editable . \
     && DJANGO_SETTINGS_MODULE=hmix_site.settings.production \
-       DJANGO_SECRET_KEY=collectstatic-only-not-a-secret \
+       DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
        python manage.py collectstatic --noinput \
     && useradd --system --create-home --uid 10001 hmix \
     && mkdir -p /app/media \

@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# manage.py defaults to production settings; the demo and the checks name the local ones.
+LOCAL := DJANGO_SETTINGS_MODULE=hmix_site.settings.local
+
 # Embedded SQLite and in-process tasks unless DATABASE_URL / CELERY_BROKER_URL are set.
 demo: install
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
-	$(BIN)/python manage.py runserver --noreload 127.0.0.1:$(PORT)
+	$(LOCAL) $(BIN)/python manage.py migrate --noinput
+	$(LOCAL) $(BIN)/python manage.py seed_demo --base-url http://127.0.0.1:$(PORT)
+	$(LOCAL) $(BIN)/python manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 services:
 	bash scripts/ensure_services.sh
@@ -42,7 +45,7 @@ test: install services browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(LOCAL) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest -q --create-db
 
 bench: install services

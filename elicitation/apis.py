@@ -12,9 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from elicitation import selectors, services
+from elicitation import payloads, selectors, services
 from elicitation.models import Participant, Study
 from elicitation.presenters import session_state
+from hmix_site.common import body_limits
 
 
 def _participant(token: str) -> Participant:
@@ -28,6 +29,8 @@ class ParticipantApi(APIView):
     # Participants have no accounts: the unguessable session token is their credential.
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    # An answer is a few hundred bytes: larger bodies get a 413 before they are read.
+    body_limit_setting = body_limits.PARTICIPANT
 
 
 class NonAtomicParticipantApi(ParticipantApi):
@@ -63,7 +66,7 @@ class SessionStartApi(ParticipantApi):
         class Meta:
             ref_name = "SessionStartInput"  # nested serializers share a class name
 
-        study = serializers.SlugField()
+        study = serializers.SlugField(max_length=80)  # Study.slug's length
         platform = serializers.ChoiceField(choices=Participant.Platform.choices)
         external_id = serializers.CharField(max_length=128, required=False, default="")
         platform_study_id = serializers.CharField(max_length=128, required=False, default="")
@@ -167,7 +170,9 @@ class ComprehensionApi(ParticipantApi):
         class Meta:
             ref_name = "ComprehensionInput"  # nested serializers share a class name
 
-        answers = serializers.ListField(child=serializers.IntegerField(min_value=0))
+        answers = serializers.ListField(
+            child=serializers.IntegerField(min_value=0), max_length=payloads.MAX_QUESTIONS
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -257,7 +262,20 @@ class DebriefApi(ParticipantApi):
         class Meta:
             ref_name = "DebriefInput"  # nested serializers share a class name
 
-        answers = serializers.DictField(child=serializers.CharField(allow_blank=True), default=dict)
+        answers = serializers.DictField(
+            child=serializers.CharField(allow_blank=True, max_length=payloads.MAX_ANSWER_CHARS),
+            default=dict,
+        )
+
+        def validate_answers(self, value: dict[str, str]) -> dict[str, str]:
+            # Keys are question numbers ("0", "1", ...): at most one per question a study has.
+            if len(value) > payloads.MAX_QUESTIONS:
+                raise serializers.ValidationError(
+                    f"At most {payloads.MAX_QUESTIONS} answers, one per debrief question."
+                )
+            if any(not key.isdigit() or len(key) > 3 for key in value):
+                raise serializers.ValidationError("Answers are keyed by question number.")
+            return value
 
     @extend_schema(
         request=InputSerializer,

@@ -4,6 +4,7 @@ study, and a researcher account. Seeding is idempotent: a second run changes not
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import transaction
@@ -11,6 +12,7 @@ from django.db import transaction
 from elicitation import imaging, services, stimulus_services
 from elicitation.defaults import study_texts
 from elicitation.models import ImageSet, Study
+from hmix_site.common.exceptions import ApplicationError
 
 DEMO_SLUG = "demo-soft-labels"
 DEMO_IMAGE_SET = "demo-shapes"
@@ -84,6 +86,13 @@ MORE_DEMOS = (
 
 @transaction.atomic
 def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> DemoInfo:
+    """Seed the demo. Refused (ApplicationError, nothing written) unless the settings allow the
+    demo login (HMIX_DEMO_LOGIN_ALLOWED: local and test settings only): its password is public."""
+    if not settings.HMIX_DEMO_LOGIN_ALLOWED:
+        raise ApplicationError(
+            "seed_demo creates a staff login with the password printed in the README, so it "
+            "only runs under local settings (DJANGO_SETTINGS_MODULE=hmix_site.settings.local)."
+        )
     User = get_user_model()
     user, user_created = User.objects.get_or_create(
         username=DEMO_USERNAME, defaults={"is_staff": True, "email": "researcher@example.org"}

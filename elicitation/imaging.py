@@ -34,6 +34,13 @@ Pixels = npt.NDArray[np.uint8]
 # one upload exhaust a worker's memory.
 DEFAULT_MAX_PIXELS: Final = 4096 * 4096
 IMAGE_SUFFIXES: Final = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+# Zip limits (the settings HMIX_MAX_ZIP_MEMBER_BYTES and HMIX_MAX_ZIP_TOTAL_BYTES default to
+# these): what one member, and all members together, may inflate to.
+DEFAULT_MAX_ZIP_MEMBER_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_MAX_ZIP_TOTAL_BYTES: Final = 512 * 1024 * 1024
+# Members are inflated this many bytes at a time, so a lie in a size field costs at most one
+# chunk more than the member's budget.
+_ZIP_CHUNK: Final = 64 * 1024
 # Only these decoders ever run on uploaded bytes: Pillow would otherwise sniff the content and
 # could hand a file renamed to .png to e.g. the EPS plugin, which shells out to Ghostscript.
 _PIL_FORMATS: Final = ("PNG", "JPEG", "BMP", "WEBP")
@@ -583,6 +590,7 @@ def _with_zip_candidates(
     *,
     max_members: int,
     max_total_bytes: int,
+    max_member_bytes: int,
 ) -> _T:
     """Open the zip, check its layout and hand its image members to `use` while it is open."""
     try:
@@ -611,6 +619,7 @@ def _with_zip_candidates(
                 continue
             if PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
+            zip_member_size_check(info, max_bytes=max_member_bytes)
             members.append((parts, info))
 
         if not members:
@@ -643,7 +652,7 @@ def _with_zip_candidates(
             )
 
         def reader(info: zipfile.ZipInfo) -> Callable[[], bytes]:
-            return lambda: _read_member(archive, info)
+            return lambda: read_zip_member(archive, info, max_bytes=max_member_bytes)
 
         candidates = [
             _Candidate(
@@ -662,19 +671,22 @@ def load_image_zip(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_members: int = 20_000,
-    max_total_bytes: int = 512 * 1024 * 1024,
+    max_total_bytes: int = DEFAULT_MAX_ZIP_TOTAL_BYTES,
+    max_member_bytes: int = DEFAULT_MAX_ZIP_MEMBER_BYTES,
     on_image: OnImage | None = None,
 ) -> list[BaseImage]:
     """Load a zip of <class>/<image> (optionally all under one top-level folder).
 
-    Refuses zip-slip paths, symlinks, more than max_members entries and more than
-    max_total_bytes of uncompressed image data (zip bombs), before decompressing anything.
+    Refuses zip-slip paths, symlinks, more than max_members entries and members that inflate
+    to more than max_member_bytes each or max_total_bytes together (zip bombs), by the sizes
+    in the central directory before decompressing anything, and again while inflating.
     """
     return _with_zip_candidates(
         source,
         lambda candidates: _build_images(candidates, max_pixels=max_pixels, on_image=on_image),
         max_members=max_members,
         max_total_bytes=max_total_bytes,
+        max_member_bytes=max_member_bytes,
     )
 
 
@@ -683,7 +695,8 @@ def check_image_zip(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_members: int = 20_000,
-    max_total_bytes: int = 512 * 1024 * 1024,
+    max_total_bytes: int = DEFAULT_MAX_ZIP_TOTAL_BYTES,
+    max_member_bytes: int = DEFAULT_MAX_ZIP_MEMBER_BYTES,
 ) -> list[ImageName]:
     """load_image_zip's checks that need no decoding (layout, names, every image's header and
     checksums): the names it would load, or the ImageImportError it would most likely raise."""
@@ -692,22 +705,42 @@ def check_image_zip(
         lambda candidates: _check_images(candidates, max_pixels=max_pixels),
         max_members=max_members,
         max_total_bytes=max_total_bytes,
+        max_member_bytes=max_member_bytes,
     )
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def zip_member_size_check(info: zipfile.ZipInfo, *, max_bytes: int) -> None:
+    """Refuse a member whose central-directory entry says it inflates to more than max_bytes,
+    before a byte of it is inflated."""
+    if info.file_size > max_bytes:
+        raise ImageImportError(
+            f"{info.filename}: inflates to {info.file_size} bytes, more than the limit of "
+            f"{max_bytes} per file (possible zip bomb)"
+        )
+
+
+def read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, max_bytes: int) -> bytes:
+    """The member's bytes, inflated a chunk at a time and refused as soon as they pass the size
+    its central-directory entry declares or max_bytes.
+
+    The declared size is checked first (zip_member_size_check), but headers can lie, so the
+    count is kept while reading too: memory never holds more than the member's budget plus one
+    chunk. (zipfile itself also stops at the declared size and then fails the CRC check.)
+    """
+    zip_member_size_check(info, max_bytes=max_bytes)
+    budget = info.file_size
+    data = bytearray()
     try:
         with archive.open(info) as member:
-            # zipfile stops at the declared size and checks the CRC, so the declared total
-            # checked above bounds what is decompressed; reading one byte more detects a lie.
-            data = member.read(info.file_size + 1)
+            while chunk := member.read(_ZIP_CHUNK):
+                data += chunk
+                if len(data) > budget:
+                    raise ImageImportError(f"{info.filename}: larger than its declared size")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise ImageImportError(f"{info.filename}: corrupt zip entry ({exc})") from exc
     except (RuntimeError, NotImplementedError) as exc:  # encrypted or unsupported compression
         raise ImageImportError(f"{info.filename}: cannot be read ({exc})") from exc
-    if len(data) > info.file_size:
-        raise ImageImportError(f"{info.filename}: larger than its declared size")
-    return data
+    return bytes(data)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -589,12 +589,14 @@ def read_zip(
     *,
     max_files: int = DEFAULT_MAX_FILES,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    max_member_bytes: int = imaging.DEFAULT_MAX_ZIP_MEMBER_BYTES,
 ) -> dict[str, bytes]:
     """Every file of a zip, by normalised path, with imaging.load_image_zip's safety rules.
 
-    Refuses zip-slip paths, symbolic links, more than max_files entries and more than
-    max_total_bytes declared uncompressed, before decompressing anything; a member that
-    decompresses to more than it declared is refused while reading.
+    Refuses zip-slip paths, symbolic links, more than max_files entries, a member declared
+    larger than max_member_bytes and more than max_total_bytes declared uncompressed, before
+    decompressing anything; members are inflated in chunks, and one that decompresses to more
+    than it declared is refused while reading, so what is read never exceeds the declared total.
     """
     try:
         archive = zipfile.ZipFile(source)
@@ -618,6 +620,7 @@ def read_zip(
             key = normalise_path(name)
             if key is None or any(imaging._is_hidden(part) for part in key.split("/")):
                 continue
+            imaging.zip_member_size_check(info, max_bytes=max_member_bytes)
             members.append((key, info))
         declared = sum(info.file_size for _, info in members)
         if declared > max_total_bytes:
@@ -629,7 +632,7 @@ def read_zip(
         for key, info in members:
             if key in files:
                 raise imaging.ImageImportError(f"{info.filename}: appears twice in the zip")
-            files[key] = imaging._read_member(archive, info)
+            files[key] = imaging.read_zip_member(archive, info, max_bytes=max_member_bytes)
     return files
 
 

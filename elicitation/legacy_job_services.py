@@ -50,8 +50,8 @@ MAX_ERRORS_STORED: Final = 1000
 
 
 def upload_limit_bytes() -> int:
-    """The upload cap: HMIX_MAX_UPLOAD_BYTES (read into DATA_UPLOAD_MAX_MEMORY_SIZE)."""
-    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    """The upload cap: HMIX_MAX_UPLOAD_BYTES."""
+    return int(settings.HMIX_MAX_UPLOAD_BYTES)
 
 
 def _check_slug(*, study_slug: str, owner_id: int, replace: bool) -> None:

@@ -357,6 +357,10 @@ class Response(BaseModel):
     position = models.PositiveIntegerField()
     # The browser's idempotency key: a retried submit finds the stored response by it.
     client_key = models.UUIDField(unique=True)
+    # SHA-256 of the canonical submitted payload (payloads.payload_digest): a replay of the key
+    # with another body is refused instead of answered with this response. Empty for imported
+    # rows and rows stored before the digest existed.
+    payload_sha256 = models.CharField(max_length=64, blank=True, default="")
     rt_ms = models.PositiveIntegerField()
     raw = models.JSONField()
     display = models.JSONField(default=dict, blank=True)

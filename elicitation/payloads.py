@@ -5,10 +5,24 @@ JSON API and the HTML pages. Errors are Django ValidationErrors keyed by field, 
 layer turns into a 400 naming the problem.
 """
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+
+# Bounds on what a study asks, so the participant's answers are bounded before any parsing:
+# questions in the comprehension check and the debrief, and characters per debrief answer.
+MAX_QUESTIONS = 50
+MAX_ANSWER_CHARS = 5000
+# Longest piece of a participant's input an error message repeats.
+_ECHO_CHARS = 40
+
+
+def _echo(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _ECHO_CHARS else text[: _ECHO_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,7 @@ def _percent(value: Any, field: str) -> float:
 
 def _class_index(name: Any, classes: list[str], field: str) -> int:
     if not isinstance(name, str) or name not in classes:
-        raise ValidationError({field: f"Unknown class {name!r}; expected one of {classes}."})
+        raise ValidationError({field: f"Unknown class {_echo(name)}; expected one of {classes}."})
     return classes.index(name)
 
 
@@ -76,6 +90,15 @@ def parse_categorical(answer: Any, classes: list[str]) -> CategoricalAnswer:
     raw_impossible = answer.get("impossible", [])
     if not isinstance(raw_impossible, list):
         raise ValidationError({"impossible": "impossible must be a list of class names."})
+    # Each class at most once: a longer list is refused before any entry is looked at (it
+    # would otherwise be stored verbatim in Response.raw).
+    if len(raw_impossible) > len(classes):
+        raise ValidationError(
+            {
+                "impossible": f"impossible lists {len(raw_impossible)} classes; the study has "
+                f"{len(classes)}."
+            }
+        )
     impossible = sorted({_class_index(n, classes, "impossible") for n in raw_impossible})
     chosen = {top} if second is None else {top, second}
     clash = [classes[i] for i in impossible if i in chosen]
@@ -231,3 +254,15 @@ def parse_iri_cluster(
             }
         )
     return {"rows": out, "columns": columns}
+
+
+def payload_digest(*, trial_id: int, rt_ms: int, answer: Any) -> str:
+    """SHA-256 of a submit's payload in one canonical form (sorted keys, no spaces, ASCII), so
+    a retry of the same body gives the same digest whatever its key order or whitespace."""
+    canonical = json.dumps(
+        {"trial": trial_id, "rt_ms": rt_ms, "answer": answer},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()

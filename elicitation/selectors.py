@@ -173,7 +173,8 @@ _TRIALS_AHEAD = (
 # For a submit: the trial already answered with the client key, then the first two open ones.
 _TRIALS_OPEN_OR_KEYED = (
     f"SELECT {rawsql.columns(Trial, 't')}, r.id AS response_id, "  # noqa: S608
-    "r.client_key AS response_client_key, r.created_at AS response_created_at "
+    "r.client_key AS response_client_key, r.created_at AS response_created_at, "
+    "r.payload_sha256 AS response_payload_sha256 "
     f"FROM {_T} t LEFT JOIN {_R} r ON r.trial_id = t.id "
     "WHERE t.participant_id = %s AND (r.id IS NULL OR r.client_key = %s) "
     "ORDER BY t.position LIMIT 3"
@@ -215,8 +216,8 @@ def trials_open_or_keyed(*, participant_id: int, client_key: str) -> list[Trial]
     participant's) with that response, then the first two unanswered trials, by position.
 
     Trials are answered in order, so an answered trial always comes before the unanswered
-    ones. An answered trial's `answered_by` is its response (id, client_key, created_at loaded),
-    an open one's is None.
+    ones. An answered trial's `answered_by` is its response (id, client_key, created_at and
+    payload_sha256 loaded), an open one's is None.
     """
     key = rawsql.param(Response, "client_key", client_key)
     trials = list(Trial.objects.raw(_TRIALS_OPEN_OR_KEYED, [participant_id, key]))
@@ -232,6 +233,7 @@ def trials_open_or_keyed(*, participant_id: int, client_key: str) -> list[Trial]
                 participant_id=participant_id,
                 client_key=trial.response_client_key,  # type: ignore[attr-defined]
                 created_at=trial.response_created_at,  # type: ignore[attr-defined]
+                payload_sha256=trial.response_payload_sha256,  # type: ignore[attr-defined]
             )
         )
     return trials

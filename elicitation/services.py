@@ -116,12 +116,16 @@ def participant_start(
     Returns (participant, created). Two simultaneous arrivals of the same worker both get the same
     session: the loser of the unique-constraint race re-reads the winner's row.
     """
+    platform_ids = {
+        "platform_study_id": platform_study_id,
+        "platform_session_id": platform_session_id,
+    }
     if external_id:
         existing = selectors.participant_find_external(
             study=study, platform=platform, external_id=external_id
         )
         if existing is not None:
-            return existing, False
+            return _participant_returning(participant=existing, **platform_ids), False
     if study.status != Study.Status.LIVE:
         raise ApplicationError(
             "This study is not accepting participants right now.",
@@ -152,8 +156,30 @@ def participant_start(
         )
         if existing is None:
             raise
-        return existing, False
+        return _participant_returning(participant=existing, **platform_ids), False
     return participant, True
+
+
+def _participant_returning(
+    *, participant: Participant, platform_study_id: str, platform_session_id: str
+) -> Participant:
+    """The session of a Prolific worker who comes back, only if they come back from the same
+    Prolific study and submission (STUDY_ID and SESSION_ID as stored when it started).
+
+    A PROLIFIC_PID is no secret (it is in every export and in the worker's other study links),
+    so on its own it must not hand out the session's token. Refused with 403 and nothing about
+    the session in the message.
+    """
+    if participant.platform != Participant.Platform.PROLIFIC:
+        return participant
+    stored = (participant.platform_study_id, participant.platform_session_id)
+    if stored != (platform_study_id, platform_session_id):
+        raise ApplicationError(
+            "This Prolific ID already has a session in this study, started from another "
+            "Prolific study or submission. Open the study from your own Prolific submission.",
+            status=403,
+        )
+    return participant
 
 
 def _lock(participant: Participant) -> Participant:
@@ -411,6 +437,7 @@ def response_record_by_token(
     (clean_fields); the foreign keys and CheckConstraints are left to PostgreSQL, which enforces
     them on the INSERT anyway (full_clean would re-check each with a query).
     """
+    digest = payloads.payload_digest(trial_id=trial_id, rt_ms=rt_ms, answer=answer)
     participant = _participant_locked(token)
     key = str(client_key)
     trials = selectors.trials_open_or_keyed(participant_id=participant.id, client_key=key)
@@ -421,6 +448,15 @@ def response_record_by_token(
         if keyed.id != trial_id:
             raise ApplicationError(
                 "This client_key was already used for another trial.", status=409
+            )
+        # A replay is the same body sent again; another body under the same key is a client
+        # bug that must not be told its answer was stored.
+        if existing.payload_sha256 and existing.payload_sha256 != digest:
+            raise ApplicationError(
+                "This client_key was already used with a different answer; a new answer needs "
+                "a new client_key.",
+                {"response": existing.id},
+                status=409,
             )
         return existing, False
     _require_stage(participant, Stage.TRIALS)
@@ -438,6 +474,7 @@ def response_record_by_token(
         kind=current.kind,
         position=current.position,
         client_key=client_key,
+        payload_sha256=digest,
         rt_ms=rt_ms,
         raw=answer,
         display=current.display,
@@ -478,11 +515,15 @@ def _response_of(trial: Trial) -> Response | None:
 
 def _refuse_out_of_turn(participant: Participant, trial_id: int, current: Trial | None) -> None:
     """Raise the right refusal for a submit to a trial that is not the current one."""
-    trial = Trial.objects.filter(id=trial_id).only("participant_id", "position").first()
+    # Another session's trial answers exactly as a missing one: a different status would tell
+    # a participant which trial ids exist.
+    trial = (
+        Trial.objects.filter(id=trial_id, participant_id=participant.id)
+        .only("participant_id", "position")
+        .first()
+    )
     if trial is None:
         raise ApplicationError("No such trial.", {"trial": trial_id}, status=404)
-    if trial.participant_id != participant.id:
-        raise ApplicationError("This trial belongs to another session.", status=403)
     raise ApplicationError(
         "This trial was already answered."
         if current is None or current.position > trial.position
@@ -537,8 +578,10 @@ def participant_debrief_submit(*, participant: Participant, answers: Any) -> Par
         text = answers.get(str(i), "")
         if not isinstance(text, str):
             raise ValidationError({"answers": f"Answer {i} must be text."})
-        if len(text) > 5000:
-            raise ValidationError({"answers": f"Answer {i} is longer than 5000 characters."})
+        if len(text) > payloads.MAX_ANSWER_CHARS:
+            raise ValidationError(
+                {"answers": f"Answer {i} is longer than {payloads.MAX_ANSWER_CHARS} characters."}
+            )
         cleaned[question] = text
     participant.debrief = cleaned
     participant.stage = Stage.COMPLETED
@@ -639,6 +682,8 @@ def _study_instructions_clean(value: Any) -> list[dict[str, str]]:
 def _study_comprehension_clean(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise ValueError("Comprehension questions must be a list.")
+    if len(value) > payloads.MAX_QUESTIONS:
+        raise ValueError(f"At most {payloads.MAX_QUESTIONS} comprehension questions.")
     questions = []
     for i, item in enumerate(value, start=1):
         if not isinstance(item, dict) or set(item) != {"question", "options", "answer"}:
@@ -665,6 +710,8 @@ def _study_comprehension_clean(value: Any) -> list[dict[str, Any]]:
 def _study_debrief_clean(value: Any) -> list[str]:
     if not isinstance(value, list):
         raise ValueError("Debrief questions must be a list of texts.")
+    if len(value) > payloads.MAX_QUESTIONS:
+        raise ValueError(f"At most {payloads.MAX_QUESTIONS} debrief questions.")
     questions = [_text(q, f"Debrief question {i}", max_length=1000) for i, q in enumerate(value, 1)]
     # The answers are stored keyed by the question's text.
     if len(set(questions)) != len(questions):

@@ -52,17 +52,22 @@ class UploadLimits:
     max_file_bytes: int
     max_pixels: int
     max_total_pixels: int
+    max_zip_member_bytes: int = imaging.DEFAULT_MAX_ZIP_MEMBER_BYTES
+    max_zip_total_bytes: int = imaging.DEFAULT_MAX_ZIP_TOTAL_BYTES
 
 
 def upload_limits() -> UploadLimits:
-    """The limits from the settings: HMIX_MAX_UPLOAD_BYTES (DATA_UPLOAD_MAX_MEMORY_SIZE) per
-    file, HMIX_MAX_IMAGE_PIXELS per image, HMIX_MAX_UPLOAD_TOTAL_PIXELS per upload."""
+    """The limits from the settings: HMIX_MAX_UPLOAD_BYTES per file, HMIX_MAX_IMAGE_PIXELS per
+    image, HMIX_MAX_UPLOAD_TOTAL_PIXELS per upload, HMIX_MAX_ZIP_MEMBER_BYTES and
+    HMIX_MAX_ZIP_TOTAL_BYTES for what a zip may inflate to."""
     return UploadLimits(
-        max_file_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0,
+        max_file_bytes=settings.HMIX_MAX_UPLOAD_BYTES or 0,
         max_pixels=getattr(settings, "HMIX_MAX_IMAGE_PIXELS", imaging.DEFAULT_MAX_PIXELS),
         max_total_pixels=getattr(
             settings, "HMIX_MAX_UPLOAD_TOTAL_PIXELS", DEFAULT_MAX_TOTAL_PIXELS
         ),
+        max_zip_member_bytes=settings.HMIX_MAX_ZIP_MEMBER_BYTES,
+        max_zip_total_bytes=settings.HMIX_MAX_ZIP_TOTAL_BYTES,
     )
 
 
@@ -87,12 +92,16 @@ def _check_total_pixels(archive: zipfile.ZipFile, limits: UploadLimits) -> None:
     """Sum the pixel counts in the image headers of the zip, without decoding any pixels.
 
     Members that are not images, or not readable, are skipped here: the loader reports them
-    with the file name. The member count was checked before (imaging.load_image_zip's limit).
+    with the file name. The member count was checked before (imaging.load_image_zip's limit),
+    and so are members declared larger than a file may inflate to (the loader refuses them
+    before inflating a byte).
     """
     total = 0
     for info in archive.infolist():
         name = info.filename.replace("\\", "/")
         if info.is_dir() or PurePosixPath(name).suffix.lower() not in imaging.IMAGE_SUFFIXES:
+            continue
+        if info.file_size > limits.max_zip_member_bytes:
             continue
         try:
             with archive.open(info) as member, Image.open(member, formats=_HEADER_FORMATS) as im:
@@ -129,7 +138,12 @@ def images_from_zip(
     """Base images from a zip of <class>/<image>.png (optionally under one top folder)."""
     data = _open_zip(upload, limits)
     return imaging.load_image_zip(
-        data, max_pixels=limits.max_pixels, max_members=MAX_ZIP_MEMBERS, on_image=on_image
+        data,
+        max_pixels=limits.max_pixels,
+        max_members=MAX_ZIP_MEMBERS,
+        max_member_bytes=limits.max_zip_member_bytes,
+        max_total_bytes=limits.max_zip_total_bytes,
+        on_image=on_image,
     )
 
 
@@ -138,7 +152,13 @@ def check_zip(upload: File, *, limits: UploadLimits) -> list[imaging.ImageName]:
     the upload (imaging.check_image_zip): an image that is only broken deep inside its pixel
     data passes here and fails the job instead."""
     data = _open_zip(upload, limits)
-    return imaging.check_image_zip(data, max_pixels=limits.max_pixels, max_members=MAX_ZIP_MEMBERS)
+    return imaging.check_image_zip(
+        data,
+        max_pixels=limits.max_pixels,
+        max_members=MAX_ZIP_MEMBERS,
+        max_member_bytes=limits.max_zip_member_bytes,
+        max_total_bytes=limits.max_zip_total_bytes,
+    )
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -242,7 +262,10 @@ def images_from_cifar_pack(
         meta: File | None = None
         for info in archive.infolist():
             parts = info.filename.split("/")
-            data = ContentFile(archive.read(info), name=parts[-1])
+            # Our own zip of files that each passed the upload limit: no member may be larger.
+            cap = limits.max_file_bytes or info.file_size
+            member = imaging.read_zip_member(archive, info, max_bytes=cap)
+            data = ContentFile(member, name=parts[-1])
             if parts[0] == _CIFAR_BATCH_DIR and len(parts) == 3:
                 batches.append((int(parts[1]), data))
             elif parts[0] == _CIFAR_META_DIR and len(parts) == 2:
@@ -267,7 +290,11 @@ def iri_files_from_zip(upload: File, *, limits: UploadLimits) -> dict[str, bytes
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise imaging.ImageImportError(f"{upload.name}: not a readable zip file ({exc})") from exc
     data.seek(0)
-    return iri_manifest.read_zip(data)
+    return iri_manifest.read_zip(
+        data,
+        max_member_bytes=limits.max_zip_member_bytes,
+        max_total_bytes=limits.max_zip_total_bytes,
+    )
 
 
 def manifest_from_upload(

@@ -15,6 +15,7 @@ from elicitation import selectors, services
 from elicitation.forms import ComprehensionForm, ConsentForm
 from elicitation.models import Participant, Stimulus, StimulusImage, Study
 from elicitation.presenters import session_state
+from hmix_site.common.body_limits import PARTICIPANT, body_limit
 from hmix_site.common.exceptions import ApplicationError
 
 Stage = Participant.Stage
@@ -143,6 +144,7 @@ def _after_post(request: HttpRequest, participant: Participant) -> HttpResponse:
     return HttpResponseRedirect(_session_url(participant))
 
 
+@body_limit(PARTICIPANT)
 @require_POST
 def consent_submit(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)
@@ -162,6 +164,7 @@ def consent_submit(request: HttpRequest, token: str) -> HttpResponse:
     return _after_post(request, participant)
 
 
+@body_limit(PARTICIPANT)
 @require_POST
 def instructions_submit(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)
@@ -170,6 +173,7 @@ def instructions_submit(request: HttpRequest, token: str) -> HttpResponse:
     return _after_post(request, participant)
 
 
+@body_limit(PARTICIPANT)
 @require_POST
 def comprehension_submit(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)
@@ -184,6 +188,7 @@ def comprehension_submit(request: HttpRequest, token: str) -> HttpResponse:
     return _after_post(request, participant)
 
 
+@body_limit(PARTICIPANT)
 @require_POST
 def debrief_submit(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)

@@ -2,5 +2,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hmix_site.settings.local")
+# Production unless told otherwise: a forgotten variable must not run with DEBUG and the
+# public development key. `make demo` and the tests name their settings module.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hmix_site.settings.production")
 application = get_asgi_application()

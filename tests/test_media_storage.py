@@ -7,6 +7,7 @@ import io
 import os
 import re
 import runpy
+import secrets
 import subprocess
 import sys
 import time
@@ -135,7 +136,8 @@ def test_test_and_production_settings_honour_the_bucket(module: str) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HMIX_S3_")},
         "DJANGO_SETTINGS_MODULE": module,
-        "DJANGO_SECRET_KEY": "only-for-this-test",
+        # Production settings refuse a weak key.
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "HMIX_S3_BUCKET": "hmix-media",
     }
     script = (

@@ -7,10 +7,15 @@ from celery.schedules import crontab
 from hmix_site.env import BASE_DIR, env
 from hmix_site.storage import FILE_SYSTEM_STORAGE, s3_storage
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-only-key-change-me")
+# The default is public (it is in this file): production.py refuses to start with it.
+DEV_SECRET_KEY = "insecure-local-only-key-change-me"  # noqa: S105
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# `seed_demo` creates a staff login whose password is printed in the README; only local.py and
+# test.py allow it.
+HMIX_DEMO_LOGIN_ALLOWED = False
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -34,6 +39,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that could read the body (CSRF's form parsing, DRF's parsers).
+    "hmix_site.common.body_limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,9 +127,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Uploads: images are small; a cap keeps a stray multi-gigabyte upload out of memory.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("HMIX_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+# Request and upload sizes, checked on the declared length before a body is read
+# (hmix_site/common/body_limits.py answers 413). A participant sends a few hundred bytes per
+# answer; the researcher's JSON and forms (study texts) stay well under a megabyte.
+HMIX_MAX_PARTICIPANT_BODY_BYTES = env.int("HMIX_MAX_PARTICIPANT_BODY_BYTES", default=64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("HMIX_MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
+# Each uploaded file (zip, CIFAR batch, manifest, legacy CSV); images are small, and a cap keeps
+# a stray multi-gigabyte upload off the disk and out of the worker.
+HMIX_MAX_UPLOAD_BYTES = env.int("HMIX_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+# A whole multipart request: the five CIFAR-10 training batches and their meta file fit.
+HMIX_MAX_UPLOAD_REQUEST_BYTES = env.int(
+    "HMIX_MAX_UPLOAD_REQUEST_BYTES", default=8 * HMIX_MAX_UPLOAD_BYTES
+)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# What a zip may inflate to, read from its central directory before anything is inflated and
+# enforced again while reading (a header can lie): each member, and all members together.
+HMIX_MAX_ZIP_MEMBER_BYTES = env.int("HMIX_MAX_ZIP_MEMBER_BYTES", default=64 * 1024 * 1024)
+HMIX_MAX_ZIP_TOTAL_BYTES = env.int("HMIX_MAX_ZIP_TOTAL_BYTES", default=512 * 1024 * 1024)
 HMIX_MAX_IMAGE_PIXELS = env.int("HMIX_MAX_IMAGE_PIXELS", default=4096 * 4096)
 
 REST_FRAMEWORK = {

@@ -14,6 +14,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("HMIX_CELERY_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/14")
 
+# The commands' tests seed the demo study, login included (never in production).
+HMIX_DEMO_LOGIN_ALLOWED = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -367,7 +367,7 @@ def test_bad_uploads_answer_400_and_store_nothing(researcher: Any, case: str, me
 
 def test_an_oversized_upload_answers_400(researcher: Any, settings: Any) -> None:
     # given
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    settings.HMIX_MAX_UPLOAD_BYTES = 100
     # when
     res = token_client(researcher).post(
         _url("image-set-list"),

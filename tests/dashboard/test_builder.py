@@ -426,7 +426,7 @@ def test_bad_uploads_are_refused_with_a_clear_message_and_nothing_is_stored(
 
 def test_an_upload_over_the_size_limit_is_refused(researcher: Any, settings: Any) -> None:
     # given
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    settings.HMIX_MAX_UPLOAD_BYTES = 1024
     study = _draft(researcher)
     data = _shapes_zip(per_class=4)
     # when

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from elicitation import services
-from elicitation.models import ComprehensionAttempt, Participant, Response, Study
+from elicitation.models import ComprehensionAttempt, Participant, Response, Study, Trial
 from tests.conftest import advance_to_trials, categorical_answer
 
 pytestmark = pytest.mark.django_db
@@ -123,11 +123,15 @@ def test_someone_elses_trial_is_refused(
         services.participant_start(study=study, platform="prolific", external_id="B")[0]
     )
     their_trial = theirs.trials.order_by("position").first()
-    # when I submit an answer to their trial with my session
+    missing_id = Trial.objects.order_by("-id").values_list("id", flat=True)[0] + 1000
+    # when I submit an answer to their trial, and to a trial that does not exist, with my session
     res = _submit(api_client, mine, trial=their_trial.id)
-    # then
-    assert res.status_code == 403
-    assert res.json()["message"] == "This trial belongs to another session."
+    res_missing = _submit(api_client, mine, trial=missing_id)
+    # then both answer the same way: the status does not tell which trial ids exist
+    assert res.status_code == 404
+    assert res.json() == {"message": "No such trial.", "extra": {"trial": their_trial.id}}
+    assert res_missing.status_code == 404
+    assert res_missing.json() == {"message": "No such trial.", "extra": {"trial": missing_id}}
     assert Response.objects.exists() is False
 
 

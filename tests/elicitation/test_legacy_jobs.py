@@ -340,7 +340,7 @@ def test_an_oversized_file_is_refused_and_writes_nothing(
     client_for: APIClient, django_capture_on_commit_callbacks: Any, settings: Any
 ) -> None:
     # given a cap below the file's size
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.HMIX_MAX_UPLOAD_BYTES = 1000
     text = fx.cifar10s_csv()
     data = {"file": _csv_file(text), "format": "cifar10s", "study": SLUG}
     # when

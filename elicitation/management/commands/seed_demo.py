@@ -1,8 +1,9 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from elicitation.demo import DEMO_PASSWORD, DEMO_SLUG, DEMO_USERNAME, demo_seed
+from hmix_site.common.exceptions import ApplicationError
 
 
 class Command(BaseCommand):
@@ -12,7 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        info = demo_seed()
+        try:
+            info = demo_seed()
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
         base = options["base_url"].rstrip("/")
         study = info.study
         verb = "Created" if info.created else "Already present:"
