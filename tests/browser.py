@@ -56,7 +56,7 @@ def docs_screenshot(page: Page, name: str) -> Path | None:
     )
     path = DOCS_IMG / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=path, animations="disabled", caret="hide")
+    page.screenshot(path=path, full_page=True, animations="disabled", caret="hide")
     assert path.read_bytes().startswith(b"\x89PNG"), path
     return path
 
