@@ -99,7 +99,7 @@ def computed(example: Example) -> np.ndarray:
     return aggregation.construct(annotation, len(CLASSES), Method(example.method))
 
 
-SOFT_LABELS_PAGE = (DOCS / "methods" / "soft-labels.md").read_text(encoding="utf-8")
+SOFT_LABELS_PAGE = (DOCS / "methods/soft-labels.md").read_text(encoding="utf-8")
 EXAMPLES = example_tables(SOFT_LABELS_PAGE)
 
 

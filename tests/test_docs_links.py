@@ -35,6 +35,11 @@ OUTSIDE_PATTERNS = (
     re.compile("/" + "Users/[A-Za-z]"),
 )
 
+# The design notes the code used to cite by bare name; a citation names its docs/ page instead.
+BARE_NOTE = re.compile(
+    r"(?<![\w/.-])(?:soft-labels|analysis|interfaces|legacy-formats|house-style)\.md"
+)
+
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _CODE_SPAN = re.compile(r"`+[^`]*`+")
 _LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -188,6 +193,19 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
     assert found == {}
 
 
+def test_code_cites_the_docs_by_path_not_by_a_bare_note_name() -> None:
+    # given every tracked file but the Markdown pages (whose relative links are checked above)
+    files = [name for name in _tracked_files() if not name.endswith(".md")]
+    # when
+    found = {}
+    for name in files:
+        data = (ROOT / name).read_bytes()
+        if b"\0" not in data and (hits := BARE_NOTE.findall(data.decode("utf-8", "replace"))):
+            found[name] = hits
+    # then
+    assert found == {}
+
+
 # --- the checkers, on bad examples -------------------------------------------------------------
 
 BAD_PAGE = """# Title
@@ -270,6 +288,13 @@ def test_code_checker_reports_missing_pages_and_anchors(bad_repo: Path) -> None:
         "code.py:2: docs/gone.md: no such file",
         "code.py:2: docs/other.md#nope: no heading with the anchor #nope",
     ]
+
+
+def test_bare_note_names_are_found_and_docs_paths_are_not() -> None:
+    # given
+    text = 'see soft-labels.md "Input record", (analysis.md) and docs/methods/soft-labels.md'
+    # then
+    assert BARE_NOTE.findall(text) == ["soft-labels.md", "analysis.md"]
 
 
 def test_outside_reference_finder_flags_paths_outside_the_repository() -> None:
