@@ -16,6 +16,15 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
+# The H-Mix version the image runs (a git tag or commit), recorded because the image holds no
+# .git: dataset bundles cite it (analysis/bundle.py, docs/deployment.md#version). Build with
+#   docker compose build --build-arg HMIX_VERSION="$(git describe --tags --always --dirty)"
+# Declared after the dependencies, so a new version does not reinstall them.
+ARG HMIX_VERSION=""
+ENV HMIX_VERSION=${HMIX_VERSION}
+LABEL org.opencontainers.image.title="H-Mix" \
+      org.opencontainers.image.version="${HMIX_VERSION}"
+
 COPY . .
 
 # Editable, so that BASE_DIR stays /app, where templates/ and static/ live. collectstatic needs

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install services browser lint typecheck pytest bench clean
+.PHONY: demo test install services browser lint typecheck pytest docs screenshots bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null || { echo "H-Mix needs Python 3.11 or newer (found: $(PYTHON)); set PYTHON=..."; exit 1; }
@@ -41,7 +41,18 @@ typecheck: install
 pytest: install services browser
 	$(BIN)/python -m pytest -q --create-db
 
-test: install services browser
+# The documentation site (docs/, mkdocs.yml) into build/docs; --strict fails on a broken link,
+# a missing image or a missing #anchor.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Rewrite the user guide's screenshots (docs/img/) from the browser tests that take them.
+screenshots: install services browser
+	HMIX_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -q -m browser \
+		-k "full_journey or mouse_only_journey or (journey and mouse) or builds_previews" \
+		tests/elicitation tests/dashboard
+
+test: install services browser docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
@@ -52,4 +63,4 @@ bench: install services
 	$(BIN)/python bench/participant_loop.py
 
 clean:
-	rm -rf $(VENV) staticfiles media db.sqlite3*
+	rm -rf $(VENV) staticfiles media db.sqlite3* build/docs

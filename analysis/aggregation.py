@@ -1,6 +1,7 @@
 # Pure soft-label maths: responses -> per-annotation vectors -> per-stimulus soft label.
-# ORM-free by design (house-style.md convention 12): services do the I/O around these functions.
-# Every formula below follows /work/shared/design/soft-labels.md; section names are cited inline.
+# ORM-free by design (docs/architecture.md#layers): services do the I/O around these functions.
+# Every formula below is defined, with worked examples, in docs/methods/soft-labels.md; sections
+# are cited inline.
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,7 @@ UNIFORM: Final = "uniform"
 RENORMALISE: Final = "renormalise"
 SIMSELECT2: Final = "simselect2"
 
-# soft-labels.md "Other constructions": clean is the default for new studies, the legacy
+# docs/methods/soft-labels.md#clean-top2-clamp: clean is the default for new studies, the legacy
 # construction the default for imported (published) data.
 DEFAULT_NEW_STUDY_CONSTRUCTION: Final = CLEAN_TOP2_CLAMP
 DEFAULT_IMPORTED_CONSTRUCTION: Final = CIFAR10S_TOP2_CLAMP
@@ -37,7 +38,7 @@ _ONE_TOLERANCE: Final = 1e-9
 
 @dataclass(frozen=True)
 class Annotation:
-    """One categorical response (soft-labels.md "Input record").
+    """One categorical response (docs/methods/soft-labels.md#input-record).
 
     Class fields are indices into the study's ordered class list; percents are as given (0-100).
     """
@@ -192,7 +193,8 @@ def _check_gamma(gamma: float) -> None:
 
 
 def _reject_same_second(b: AnnotationBatch) -> None:
-    # soft-labels.md "Other constructions": "s == t is rejected at input" (the fix of Q1).
+    # docs/methods/soft-labels.md#clean-top2-clamp: a second class equal to the top class is
+    # refused (Q1 fixed).
     same = (b.second >= 0) & (b.second == b.top)
     if same.any():
         raise ValueError(f"second class equals top class ({int(b.top[same][0])})")
@@ -206,8 +208,8 @@ def _reject_same_second(b: AnnotationBatch) -> None:
 # The kernels below compute the stated entries as per-row scalars and fill the N x K matrix
 # once, instead of running every step of the per-annotation algorithm over the whole matrix.
 # Each entry still goes through the same floating-point operations in the same order as in the
-# per-annotation algorithm (soft-labels.md), so the results are the same to the last bit except
-# for the final sum, whose order numpy chooses.
+# per-annotation algorithm (docs/methods/soft-labels.md), so the results are the same to the last
+# bit except for the final sum, whose order numpy chooses.
 # --------------------------------------------------------------------------------------------
 
 
@@ -328,7 +330,7 @@ def _shrunk(value: FloatArray, shrink: BoolArray, factor: FloatArray) -> FloatAr
 
 
 # --------------------------------------------------------------------------------------------
-# Vectorised constructions (soft-labels.md "Construction ..." sections)
+# Vectorised constructions (docs/methods/soft-labels.md, one section each)
 # --------------------------------------------------------------------------------------------
 
 
@@ -388,10 +390,10 @@ def cifar10s_top2_clamp_batch(
 def hmix_2023_batch(b: AnnotationBatch, k: int, gamma: float = DEFAULT_GAMMA) -> FloatArray:
     """The variant used for the published H-Mix categorical labels.
 
-    Identical to `cifar10s_top2_clamp` except when k != 0 and S >= 1 (soft-labels.md
-    "Construction hmix-2023"). Where the spec is silent: the classes "at zero" that receive
-    gamma/k are those at zero in the response, before the subtraction; an entry floored to 0 by
-    the subtraction does not receive any (k was counted on the response too).
+    Identical to `cifar10s_top2_clamp` except when k != 0 and S >= 1 (see
+    docs/methods/soft-labels.md#hmix-2023). Where the spec is silent: the classes "at zero" that
+    receive gamma/k are those at zero in the response, before the subtraction; an entry floored
+    to 0 by the subtraction does not receive any (k was counted on the response too).
     """
     st, possible, k_count, s = _legacy_start(b, k, gamma)
     own = (k_count != 0) & ~(s < 1)
@@ -508,7 +510,7 @@ def simselect2_batch(b: AnnotationBatch, k: int) -> FloatArray:
 
 
 def label_smoothing_rows(v: FloatArray, eps: float) -> FloatArray:
-    """soft-labels.md "Other constructions": v * (1 - eps) + eps / K, row by row."""
+    """docs/methods/soft-labels.md#label-smoothing: v * (1 - eps) + eps / K, row by row."""
     if not 0.0 <= eps < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {eps}")
     arr = np.asarray(v, dtype=np.float64)
@@ -519,7 +521,8 @@ def label_smoothing_rows(v: FloatArray, eps: float) -> FloatArray:
 
 
 def label_smoothing(v: FloatArray, eps: float) -> FloatArray:
-    """soft-labels.md "Other constructions": v * (1 - eps) + eps / K, after any construction."""
+    """docs/methods/soft-labels.md#label-smoothing: v * (1 - eps) + eps / K, after any
+    construction."""
     if not 0.0 <= eps < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {eps}")
     arr = np.asarray(v, dtype=np.float64)
@@ -675,7 +678,7 @@ def construct_many(annotations: Sequence[Annotation], k: int, method: Method) ->
 
 
 # --------------------------------------------------------------------------------------------
-# Aggregation (soft-labels.md "Aggregation across annotations")
+# Aggregation (docs/methods/soft-labels.md#aggregation)
 # --------------------------------------------------------------------------------------------
 
 
@@ -834,7 +837,7 @@ def aggregate_groups(
 
 
 # --------------------------------------------------------------------------------------------
-# Summaries (soft-labels.md "Useful summaries per stimulus")
+# Summaries (docs/methods/soft-labels.md#summaries)
 # --------------------------------------------------------------------------------------------
 
 

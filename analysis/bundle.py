@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -33,8 +35,8 @@ from elicitation.models import Participant, Response, Study, Trial
 # of one, while holding no more than this at once.
 WRITE_BUFFER = 64 * 1024
 
-# One line per construction for the datasheet; the definitions are in H-Mix's design note
-# soft-labels.md and its implementation analysis/aggregation.py.
+# One line per construction for the datasheet; the definitions, with worked examples, are in
+# docs/methods/soft-labels.md and the implementation in analysis/aggregation.py.
 CONSTRUCTION_SUMMARIES = {
     "cifar10s-top2-clamp": "the published CIFAR-10S construction, quirks included: the stated "
     "percents, with the mass left over (or γ, when they reach 100 %) spread over the classes "
@@ -50,6 +52,27 @@ CONSTRUCTION_SUMMARIES = {
     "renormalise": "the stated percents divided by their sum (impossible ticks ignored)",
     "simselect2": "0.5 on the top and 0.5 on the second class, or 1.0 on the top class alone",
 }
+
+# The docs section that defines each method, named in the datasheet so that a reader of the
+# bundle can find the exact definition at the version under Provenance (tests/test_docs_links.py
+# checks that every one of these exists).
+CONSTRUCTION_DOCS = {
+    "cifar10s-top2-clamp": "docs/methods/soft-labels.md#cifar10s-top2-clamp",
+    "hmix-2023": "docs/methods/soft-labels.md#hmix-2023",
+    "clean-top2-clamp": "docs/methods/soft-labels.md#clean-top2-clamp",
+    "top1": "docs/methods/soft-labels.md#top1",
+    "uniform": "docs/methods/soft-labels.md#uniform",
+    "renormalise": "docs/methods/soft-labels.md#renormalise",
+    "simselect2": "docs/methods/soft-labels.md#simselect2",
+}
+SMOOTHING_DOCS = "docs/methods/soft-labels.md#label-smoothing"
+AGGREGATION_DOCS = "docs/methods/soft-labels.md#aggregation"
+ANALYSIS_DOCS = {
+    "mixing-factor": "docs/methods/interface-analyses.md#mixing-factor",
+    "midpoints": "docs/methods/interface-analyses.md#midpoints",
+    "iri-alignment": "docs/methods/iri-alignment.md",
+}
+METHODS_DOCS = "docs/methods/index.md"
 
 # Rows written between two progress reports of write_chunks.
 REPORT_EVERY = 1000
@@ -250,7 +273,8 @@ INDEX_COLUMNS = {
     "n_annotators": "Distinct participants among those annotations.",
 }
 
-# The analysis CSVs hold the union of the fields of every stored row (analysis.md); a field
+# The analysis CSVs hold the union of the fields of every stored row (docs/formats/export.md); a
+# field
 # belongs to the kinds named in brackets and is empty in the other rows.
 ANALYSIS_COLUMNS = {
     "kind": "Which result the row is: mixing-stimulus, mixing-lambda, midpoint, "
@@ -343,15 +367,61 @@ def column_meaning(member: Member, column: str, classes: list[str]) -> str:
 # --- the datasheet ------------------------------------------------------------------------------
 
 
-def source_version() -> tuple[str, str | None]:
-    """H-Mix's package version and, when known, the commit it runs from (HMIX_COMMIT, else the
-    checkout's .git files, read directly)."""
+# Set by the Dockerfile from its build argument of the same name (an image holds no .git).
+VERSION_ENV = "HMIX_VERSION"
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """The H-Mix version the datasheet cites (docs/deployment.md#version)."""
+
+    version: str  # a git tag or commit (as `git describe` prints it), or the package version
+    source: str  # where `version` came from
+    package: str  # the version in pyproject.toml
+
+
+def _package_version() -> str:
     try:
-        version = metadata.version("hmix")
+        return metadata.version("hmix")
     except metadata.PackageNotFoundError:
-        version = "unknown"
-    commit = os.environ.get("HMIX_COMMIT") or _git_head(Path(settings.BASE_DIR) / ".git")
-    return version, commit
+        return "unknown"
+
+
+def source_version() -> SourceVersion:
+    """HMIX_VERSION if set; else `git describe` of the checkout; else its .git HEAD read directly
+    (a checkout on a machine without git); else the package version."""
+    package = _package_version()
+    pinned = os.environ.get(VERSION_ENV, "").strip()
+    if pinned:
+        return SourceVersion(pinned, f"{VERSION_ENV}, set when the image was built", package)
+    base = Path(settings.BASE_DIR)
+    described = _git_describe(base)
+    if described:
+        return SourceVersion(described, "git describe --tags --always --dirty", package)
+    head = _git_head(base / ".git")
+    if head:
+        return SourceVersion(head, "the checkout's .git/HEAD", package)
+    return SourceVersion(package, "the package version (no git tag or commit known)", package)
+
+
+def _git_describe(base: Path) -> str | None:
+    git = shutil.which("git")
+    if git is None or not (base / ".git").exists():
+        return None
+    try:
+        # A fixed argument list run in our own checkout: no untrusted input reaches the command.
+        done = subprocess.run(  # noqa: S603
+            [git, "describe", "--tags", "--always", "--dirty"],
+            cwd=base,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    described = done.stdout.strip()
+    return described if done.returncode == 0 and described else None
 
 
 def _git_head(git: Path) -> str | None:
@@ -488,7 +558,7 @@ def datasheet(
     out += ["## Methods and parameters", ""]
     if study.trial_type == Study.TrialType.CATEGORICAL:
         params = ", ".join(f"{k} = {v}" for k, v in method.params().items())
-        summary = CONSTRUCTION_SUMMARIES.get(method.name, "see soft-labels.md")
+        summary = CONSTRUCTION_SUMMARIES.get(method.name, "see the docs section below")
         out += [
             f"Soft labels: construction `{method.name}` ({params}): {summary}. Each annotation "
             "(top class and percent, optional second class and percent, classes ticked "
@@ -496,9 +566,10 @@ def datasheet(
             "above 0, then gives v·(1 - ε) + ε/K. A stimulus's soft label is the arithmetic mean "
             "of its annotation vectors, repeats counted as extra annotations unless "
             "include_repeats is False. The exact definitions, with worked examples, are in "
-            'H-Mix\'s design note `soft-labels.md` (sections "Construction ...", "Other '
-            'constructions", "Aggregation across annotations") and its implementation '
-            "`analysis/aggregation.py`, at the commit under Provenance.",
+            "H-Mix's documentation, at the version under Provenance: the construction in "
+            f"`{CONSTRUCTION_DOCS.get(method.name, METHODS_DOCS)}`, label smoothing in "
+            f"`{SMOOTHING_DOCS}` and the aggregation in `{AGGREGATION_DOCS}`; the "
+            "implementation is `analysis/aggregation.py`.",
             "",
             "soft-labels.npy is laid out like CIFAR-10H's `cifar10h-probs.npy`: an N x K array "
             "of float64 (little-endian, C order, .npy format 1.0), one row per stimulus, the K "
@@ -507,24 +578,25 @@ def datasheet(
             "",
         ]
     else:
+        analysis_docs = ANALYSIS_DOCS[ANALYSIS_WHAT[Study.TrialType(study.trial_type)]]
         out += [
             "The analysis results are recomputed from the stored responses whenever a response "
             "is recorded; each row carries its own parameters in `params` and the responses it "
-            "used in `n`. How each field is computed: H-Mix's design note `analysis.md` "
-            '(sections "Mixing-factor inference", "Midpoints", "IRI alignment") and its '
-            "implementation `analysis/summaries.py` and `analysis/scoring.py`, at the commit "
-            "under Provenance.",
+            "used in `n`. How each field is computed is defined in H-Mix's documentation, at "
+            f"the version under Provenance: `{analysis_docs}`; the implementation is "
+            "`analysis/summaries.py` and `analysis/scoring.py`.",
             "",
         ]
-    version, commit = source_version()
+    version = source_version()
     out += [
         "## Provenance",
         "",
         _md_table(
             ["field", "value"],
             [
-                ("H-Mix version", version),
-                ("commit", commit or "unknown"),
+                ("H-Mix version", version.version),
+                ("version from", version.source),
+                ("package version", version.package),
                 ("built at (UTC)", f"{built_at:%Y-%m-%dT%H:%M:%SZ}"),
             ],
         ),

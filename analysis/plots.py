@@ -1,5 +1,5 @@
 # Result plots for the researcher dashboard (issue 5, item 4). ORM-free like summaries.py and
-# scoring.py (house-style.md convention 12): the caller reads the stored analysis results
+# scoring.py (docs/architecture.md#layers): the caller reads the stored analysis results
 # (AnalysisResult / SoftLabel rows), builds the plain records below and renders the figure, so a
 # plot is never recomputed from responses per request.
 #
@@ -153,7 +153,8 @@ class ConsistencyRow:
     n_pairs: int | None = None
 
 
-N_STEPS: Final = 11  # the midpoint series, λ = 0.0, 0.1, …, 1.0 (interfaces.md "Mixup stimuli")
+# The midpoint series, λ = 0.0, 0.1, …, 1.0 (docs/user-guide/interfaces.md#conventions).
+N_STEPS: Final = 11
 
 
 # --------------------------------------------------------------------------------------------

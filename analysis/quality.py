@@ -1,6 +1,6 @@
 """Quality-control rule sets over categorical responses (pure; no Django).
 
-`cifar10s-exclusions` is the CIFAR-10S rule set (soft-labels.md "Quality control"): per
+`cifar10s-exclusions` is the CIFAR-10S rule set (docs/methods/soft-labels.md#quality-control): per
 participant, over all their categorical trials (repeats included),
 - "double select": a trial whose top or second class is also ticked impossible;
 - "zero probability": a trial whose raw (typed) p1 is 0;

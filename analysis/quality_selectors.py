@@ -10,7 +10,7 @@ from elicitation.models import Participant, Response, Study, Trial
 
 def _typed_p1(source: str, raw: Any, p1: float) -> float:
     """The p1 the participant typed: imported rows keep it in the raw form (a typed 0 was stored
-    as 100, soft-labels.md "Parsing legacy raw values"); live rows store it as given."""
+    as 100, docs/methods/soft-labels.md#parsing-legacy-values); live rows store it as given."""
     if source != Response.Source.IMPORTED:
         return p1
     form = raw.get("response") if isinstance(raw, dict) else None

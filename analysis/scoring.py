@@ -1,6 +1,6 @@
 # Pure IRI alignment scores (interfaces E, 2AFC, and F, clustering).
-# ORM-free by design (house-style.md convention 12): services turn responses into judgments and
-# store the results. Formulas follow /work/shared/design/analysis.md "IRI alignment".
+# ORM-free by design (docs/architecture.md#layers): services turn responses into judgments and
+# store the results. The formulas are defined in docs/methods/iri-alignment.md.
 #
 # Items and annotators are sorted before anything is indexed or drawn, and sums go through
 # math.fsum or integer arithmetic, so a summary (bootstrap included) is bit-identical however the
@@ -18,7 +18,8 @@ import numpy.typing as npt
 
 from analysis.summaries import pearson
 
-# analysis.md: clustering picks one of three columns, so chance is 1/3 (the papers print 33.3).
+# docs/methods/iri-alignment.md#score: clustering picks one of three columns, so chance is 1/3 (the
+# papers print 33.3).
 CLUSTERING_CHANCE: Final = 100 / 3
 DEFAULT_CATCH_THRESHOLD: Final = 80.0
 
@@ -42,7 +43,8 @@ class AlignmentSummary:
     n_annotators: int
     n_items: int
     n_correct: int
-    # analysis.md: mean of the annotator scores A_a ± their population SD (ddof = 0), in percent.
+    # docs/methods/iri-alignment.md#score: mean of the annotator scores A_a ± their population SD
+    # (ddof = 0), in percent.
     mean_score: float
     sd_score: float
     pooled_percent: float  # 100 · all correct / all judgments
@@ -154,7 +156,8 @@ def summarise(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> AlignmentSummary:
-    """The analysis.md summary of one set of judgments (one model, or one group).
+    """The summary (docs/methods/iri-alignment.md) of one set of judgments (one model, or one
+    group).
 
     chance (percent) adds the chance-corrected score; pass CLUSTERING_CHANCE for interface F.
     n_boot = 0 skips the bootstrap. Raises ValueError on no judgments.

@@ -218,7 +218,7 @@ def study_aggregate(
     computed from one read of the responses, streamed in chunks of whole stimuli, so memory
     stays bounded; labels are upserted `chunk` rows at a time. Labels of stimuli that no longer
     have responses under a method are removed. Responses of `exclude_participant_ids` are left
-    out (soft-labels.md "Aggregation": excluded participants), so a stimulus answered only by
+    out (docs/methods/soft-labels.md#aggregation), so a stimulus answered only by
     them loses its label under these methods.
     """
     wanted = _unique_methods([*([method] if method else []), *methods]) or [
@@ -357,7 +357,8 @@ def _iri_group(stimulus: Stimulus) -> tuple[str, ...]:
 
 def _iri_results(study: Study, responses: list[Response]) -> list[AnalysisResult]:
     """Alignment per (model, layer, regime, regulariser), with and without the participants
-    whose catch-trial accuracy is below the study's threshold (analysis.md)."""
+    whose catch-trial accuracy is below the study's threshold
+    (docs/methods/iri-alignment.md#catch-trials)."""
     cluster = study.trial_type == Study.TrialType.IRI_CLUSTER
     judgments: list[scoring.IriJudgment] = []
     catches: dict[str, list[bool]] = {}

@@ -1,7 +1,7 @@
 # Pure summaries of the mixing-factor (interface B) and midpoint (interfaces C and D) responses.
-# ORM-free by design (house-style.md convention 12): services load the responses, build the
-# answer records below and store the results. Formulas follow /work/shared/design/analysis.md,
-# sections "Mixing-factor inference (interface B)" and "Midpoints (interfaces C and D)".
+# ORM-free by design (docs/architecture.md#layers): services load the responses, build the
+# answer records below and store the results. The formulas are defined in
+# docs/methods/interface-analyses.md (sections #mixing-factor and #midpoints).
 #
 # Every sum goes through math.fsum, which is exactly rounded, and every group is sorted by its
 # key, so a summary is bit-identical however the database happens to order the rows.
@@ -20,7 +20,8 @@ INTERFACES: Final = frozenset({CONSTRUCT, SELECT})
 # (midpoint_consistency). Reserved, so no class pair may be called this.
 ALL: Final = "__all__"
 
-# interfaces.md "Mixup stimuli": the midpoint series is λ = step / 10 for the integer steps 0..10.
+# docs/user-guide/interfaces.md#conventions: the midpoint series is λ = step / 10 for the integer
+# steps 0..10.
 N_STEPS: Final = 11
 _HALF_STEP: Final = 5
 _NEAR_HALF_STEPS: Final = range(4, 7)  # λ in [0.4, 0.6], compared on integer steps: no rounding
@@ -99,7 +100,8 @@ def _slider_fraction(label: str, value: float) -> float:
 
 
 def lam_hat_from_slider(value: float) -> float:
-    """λ̂ = 1 − value/100: the slider reads 100% class 1 at the left (interfaces.md, B)."""
+    """λ̂ = 1 − value/100: the slider reads 100% class 1 at the left
+    (docs/user-guide/interfaces.md#mixing-factor)."""
     _slider_fraction("mixing", value)
     # (100 − v) / 100 is one correctly rounded division for whole-number sliders, so slider 10
     # gives exactly 0.9 (1 − 0.1 would too, but 1 − 0.07 gives 0.9299999999999999).
@@ -107,7 +109,7 @@ def lam_hat_from_slider(value: float) -> float:
 
 
 def confidence_from_slider(value: float) -> float:
-    """c = value/100 (interfaces.md, B)."""
+    """c = value/100 (docs/user-guide/interfaces.md#mixing-factor)."""
     return _slider_fraction("confidence", value)
 
 
@@ -139,8 +141,9 @@ class MixingStimulusSummary:
     mean_confidence: float
     relabel_difference: float  # λ − mean λ̂
     confidence_weighted_mean: float | None  # Σ λ̂·c / Σ c; None when every c is 0
-    # analysis.md: the unnormalised mean of λ̂·c that the published H-Mix summaries report; it is
-    # kept for comparison with them, not because it estimates λ (it shrinks towards 0).
+    # docs/methods/interface-analyses.md#mixing-per-stimulus: the unnormalised mean of λ̂·c that
+    # the published H-Mix summaries report; it is kept for comparison with them, not because it
+    # estimates λ (it shrinks towards 0).
     hmix_weighted_relabel: float
     hmix_weighted_difference: float  # λ − hmix_weighted_relabel
 

@@ -14,7 +14,8 @@ from elicitation.defaults import study_texts
 from elicitation.models import Batch, ImageSet, Stimulus, Study
 from hmix_site.common.exceptions import ApplicationError
 
-# interfaces.md, shared study flow step 10: Prolific's completion URL; {code} is the study's code.
+# docs/user-guide/running-a-study.md#study-flow, last step: Prolific's completion URL; {code} is
+# the study's code.
 PROLIFIC_COMPLETION_URL: Final = "https://app.prolific.com/submissions/complete?cc={code}"
 # One form post or API call generates at most this many stimuli (one job).
 MAX_GENERATED_STIMULI: Final = 5000

@@ -68,7 +68,8 @@ def _question(question: str, options: list[str], answer: int) -> dict[str, Any]:
     return {"question": question, "options": options, "answer": answer}
 
 
-# Paraphrases of the published HILL MixE Suite and IRI survey instructions (interfaces.md).
+# Paraphrases of the published HILL MixE Suite and IRI survey instructions
+# (docs/user-guide/interfaces.md).
 _TEXTS: dict[str, dict[str, Any]] = {
     "categorical": {
         "consent_html": CATEGORICAL_CONSENT_HTML,
@@ -206,7 +207,7 @@ def study_texts(trial_type: str) -> dict[str, Any]:
 # Interface settings by trial type (Study.settings overrides any of them).
 _SETTINGS_DEFAULTS: dict[str, dict[str, Any]] = {
     # IRI surveys: pages of 10 queries + 3 checks → about 0.3 catch trials per query; a
-    # participant below 80% on the checks is flagged (analysis.md).
+    # participant below 80% on the checks is flagged (docs/methods/iri-alignment.md#catch-trials).
     "iri_2afc": {"catch_rate": 0.3, "catch_threshold": 80.0},
     "iri_cluster": {"catch_rate": 0.5, "catch_threshold": 80.0},
 }

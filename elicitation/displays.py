@@ -9,7 +9,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-MIDPOINT_STEPS = 11  # λ = step / 10 for step 0..10 (interfaces.md: integer-indexed, never a float)
+# λ = step / 10 for the integer steps 0..10 (docs/user-guide/interfaces.md#conventions).
+MIDPOINT_STEPS = 11
 START_STEPS = (1, 9)  # interface C starts one step in from either end, counterbalanced
 CLUSTER_COLUMNS = 3
 
@@ -37,7 +38,7 @@ def construct_midpoint(info: StimulusInfo, *, start_step: int) -> dict[str, Any]
 
 
 def select_midpoint(info: StimulusInfo, rng: random.Random) -> dict[str, Any]:
-    # Reshuffled for every trial, repeats included (interfaces.md D).
+    # Reshuffled for every trial, repeats included (docs/user-guide/interfaces.md#select-midpoint).
     order = list(range(MIDPOINT_STEPS))
     rng.shuffle(order)
     return {"class1": info.class1, "class2": info.class2, "order": order}

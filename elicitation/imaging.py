@@ -50,8 +50,9 @@ _PIL_FORMATS: Final = ("PNG", "JPEG", "BMP", "WEBP")
 MAX_CLASS_NAME_LENGTH: Final = 100
 MAX_REF_LENGTH: Final = 200
 
-# Conventions shared by every interface (docs: interfaces.md): the standard λ grid for
-# single-image tasks and the 11-step midpoint series indexed by an integer step.
+# Conventions shared by every interface (docs/user-guide/interfaces.md#conventions): the
+# standard λ grid for single-image tasks and the 11-step midpoint series indexed by an integer
+# step.
 STANDARD_LAMBDAS: Final = (0.1, 0.25, 0.5, 0.75, 0.9)
 MIDPOINT_STEPS: Final = 11
 
@@ -879,7 +880,8 @@ def _check_lambda(lam: float) -> float:
 
 
 def mix(img1: Pixels, img2: Pixels, lam: float) -> Pixels:
-    """x = λ·img1 + (1 - λ)·img2 in float64, rounded to uint8 (interfaces.md: mixup stimuli).
+    """x = λ·img1 + (1 - λ)·img2 in float64, rounded to uint8
+    (docs/user-guide/interfaces.md#conventions).
 
     Rounding is round-half-to-even (np.rint): at λ = 0.5 every pixel pair with an odd sum is an
     exact .5 tie, and rounding those half-up would brighten every 50/50 stimulus by 0.25 grey

@@ -1,6 +1,7 @@
 """IRI manifests: parse and validate the CSV/JSON that describes an imported IRI set (pure).
 
-One manifest row names an IRI (interfaces.md E) and where it came from: the PNG of the IRI,
+One manifest row names an IRI (docs/user-guide/interfaces.md#iri-2afc; columns:
+docs/formats/import.md#iri-manifest) and where it came from: the PNG of the IRI,
 its target image, its start image (noise or another image), the model and layer whose
 representation was matched, the model's training regime, the regulariser and the seed.
 Every row is checked and every problem is collected, so a researcher fixes a manifest in one
@@ -32,7 +33,7 @@ ManifestFormat = Literal["csv", "json"]
 PATH_COLUMNS: Final = ("iri", "target", "start")
 TEXT_COLUMNS: Final = ("model", "layer", "regime")
 COLUMNS: Final = (*PATH_COLUMNS, *TEXT_COLUMNS, "regulariser", "seed")
-# interfaces.md E: the regulariser is one of these three.
+# docs/formats/import.md#iri-manifest: the regulariser is one of these three.
 REGULARISERS: Final = ("none", "human-aligned", "adversarial")
 # The IRI path becomes Stimulus.key (a 255-character column).
 MAX_PATH_LENGTH: Final = 255
@@ -103,7 +104,7 @@ class IriEntry:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """Stimulus.meta of an IRI stimulus (interfaces.md E: stimulus metadata)."""
+        """Stimulus.meta of an IRI stimulus (docs/formats/import.md#iri-manifest)."""
         return {
             "model": self.model,
             "layer": self.layer,

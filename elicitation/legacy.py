@@ -1,8 +1,8 @@
 """The published CIFAR-10S and H-Mix raw exports: parse one file into typed records (pure).
 
-Formats and quirks: /work/shared/design/legacy-formats.md; the raw-value rules for the typed
-percentages: soft-labels.md "Parsing legacy raw values". A file is read row by row with the csv
-module, rows of other jsPsych trial types are skipped, and every problem of every row is
+Formats and quirks: docs/formats/import.md#legacy; the raw-value rules for the typed
+percentages: docs/methods/soft-labels.md#parsing-legacy-values. A file is read row by row with
+the csv module, rows of other jsPsych trial types are skipped, and every problem of every row is
 collected (with its CSV line number, the header being line 1) so that one LegacyFormatError
 lists them all. Nothing here touches Django: `legacy_services.legacy_import` does the writes.
 """
@@ -30,7 +30,7 @@ FORMATS: Final = (
     HMIX_SELECT_SHUFFLED,
 )
 
-# interfaces.md "Conventions": CIFAR-10's classes in the standard order.
+# docs/user-guide/interfaces.md#conventions: CIFAR-10's classes in the standard order.
 CIFAR10_CLASSES: Final = (
     "Airplane",
     "Automobile",
@@ -76,7 +76,8 @@ _MIXED_FILENAME: Final = re.compile(
 _CLASS_PAIR: Final = re.compile(r"([A-Za-z]+)_([0-9]+)_([A-Za-z]+)_([0-9]+)(?:\.png)?")
 _SELECT: Final = re.compile(r"select(.+)")
 
-# The categorical form's keys (soft-labels.md "Input record"; legacy-formats.md CIFAR-10S).
+# The categorical form's keys (docs/methods/soft-labels.md#input-record;
+# docs/formats/import.md#legacy-cifar10s).
 _TOP_PREFIX: Final = "mostProb"
 _SECOND_PREFIX: Final = "secondProb"
 _NO_SECOND: Final = "secondProbNo"
@@ -269,7 +270,7 @@ class FieldError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Values (soft-labels.md "Parsing legacy raw values"; legacy-formats.md)
+# Values (docs/methods/soft-labels.md#parsing-legacy-values; docs/formats/import.md#legacy)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -390,7 +391,8 @@ def parse_categorical(
         p1_raw = parse_percent(obj.get("prob"))
     except ValueError as exc:
         raise FieldError(column, f"prob: {exc}") from None
-    # soft-labels.md: "map p1 == 0 to 100 (the original pipeline's rule; keep the raw value too)".
+    # docs/methods/soft-labels.md#parsing-legacy-values: "map p1 == 0 to 100 (the original
+    # pipeline's rule; keep the raw value too)".
     p1 = 100.0 if p1_raw == 0 else p1_raw
 
     second: int | None = None
@@ -608,8 +610,9 @@ def _response(
         mixing = attempt(_slider, obj, "mixingcoeff", "responses")
         confidence = attempt(_slider, obj, "confidence", "responses")
         if mixing is not None and confidence is not None:
-            # legacy-formats.md: λ̂ = 1 − mixingcoeff/100; (100 − v)/100 is one correctly rounded
-            # division, as in analysis.summaries.lam_hat_from_slider.
+            # docs/formats/import.md#legacy-hmix-mixing-factor: λ̂ = 1 − mixingcoeff/100;
+            # (100 − v)/100 is one correctly rounded division, as in
+            # analysis.summaries.lam_hat_from_slider.
             value = {"lam_hat": (100 - mixing) / 100, "confidence": confidence / 100}
     elif spec.answer == CONSTRUCT:
         start = attempt(_step, cell["start_value"], "start_value")

@@ -28,7 +28,7 @@ from jobs.services import job_create, job_fail, job_finish, job_progress, job_st
 
 logger = logging.getLogger(__name__)
 
-# What the researcher picks from, named after the published files (legacy-formats.md).
+# What the researcher picks from, named after the published files (docs/formats/import.md#legacy).
 FORMAT_LABELS: Final = {
     legacy.CIFAR10S: "CIFAR-10S raw data (raw_human_data.csv)",
     legacy.HMIX_CATEGORICAL: "H-Mix categorical (hmix_categorical_soft_labels.csv)",

@@ -44,8 +44,8 @@ TRIAL_TYPES: Final = {
     legacy.HMIX_CONSTRUCT: Study.TrialType.CONSTRUCT_MIDPOINT,
     legacy.HMIX_SELECT_SHUFFLED: Study.TrialType.SELECT_MIDPOINT,
 }
-# soft-labels.md: the published labels were made with these constructions, γ = 0.1, repeats
-# counted as extra annotations.
+# docs/methods/soft-labels.md#cifar10s-top2-clamp and #hmix-2023: the published labels were made
+# with these constructions, γ = 0.1, repeats counted as extra annotations.
 LABEL_METHODS: Final = {
     legacy.CIFAR10S: CIFAR10S_TOP2_CLAMP,
     legacy.HMIX_CATEGORICAL: HMIX_2023,

@@ -158,7 +158,8 @@ def parse_mixing_factor(answer: Any) -> dict[str, Any]:
     return {
         "mixing_raw": mixing,
         "confidence_raw": confidence,
-        # analysis.md: λ̂ (weight of image 1) = 1 − value/100, c = value/100.
+        # docs/methods/interface-analyses.md#mixing-factor: λ̂ (weight of image 1) = 1 − value/100,
+        # c = value/100.
         "lam_hat": 1 - mixing / 100,
         "confidence": confidence / 100,
         "moved_mixing": True,

@@ -7,6 +7,7 @@ check and the debrief with the default study texts (one instructions page, one q
 """
 
 import os
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -36,6 +37,28 @@ for (const type of ["pointerdown", "keydown"]) {
 """
 
 expect.set_options(timeout=TIMEOUT_MS)
+
+# The user guide's screenshots (docs/user-guide/interfaces.md, dashboard.md) are taken by the
+# browser tests on the project's own demo shapes and test drawings. They are written only when
+# asked (`make screenshots`): an ordinary test run must not rewrite tracked files, and shuffled
+# class orders would change the PNGs from run to run.
+DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+SCREENSHOTS_ENV = "HMIX_DOCS_SCREENSHOTS"
+
+
+def docs_screenshot(page: Page, name: str) -> Path | None:
+    """Save what `page` shows as docs/img/<name>.png when HMIX_DOCS_SCREENSHOTS=1; the path
+    written, or None when screenshots were not asked for."""
+    if os.environ.get(SCREENSHOTS_ENV) != "1":
+        return None
+    page.wait_for_function(
+        "() => Array.from(document.images).every((img) => img.complete && img.naturalWidth > 0)"
+    )
+    path = DOCS_IMG / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=path, full_page=True, animations="disabled", caret="hide")
+    assert path.read_bytes().startswith(b"\x89PNG"), path
+    return path
 
 
 def input_count(page: Page, event: str) -> int:

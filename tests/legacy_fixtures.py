@@ -1,14 +1,14 @@
 """Small files in the five published raw formats, written by the tests themselves.
 
-The rows are made up (subjects, image indices and answers), but the layout follows the
-published exports (legacy-formats.md): a header with an unnamed leading index column, jsPsych
+The rows are made up (subjects, image indices and answers), but the layout follows the published
+exports (docs/formats/import.md#legacy): a header with an unnamed leading index column, jsPsych
 rows of other trial types mixed in, the answers as JSON in a CSV cell, and the quirks of the
 real files (typed " 80" and "8p", `secondProbNo` with something typed in prob2 anyway, an empty
 prob2 after choosing a second class, the same class twice, chosen classes ticked impossible,
 every class ticked impossible, float noise in final_value, a ".png" on class_pair).
 
 The expected per-annotation labels next to each file were computed by hand from the pseudo-code
-of soft-labels.md; the comments give the arithmetic.
+of docs/methods/soft-labels.md; the comments give the arithmetic.
 """
 
 import csv

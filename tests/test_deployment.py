@@ -111,6 +111,16 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     assert users[-1] not in ("root", "0")
 
 
+def test_the_image_records_the_version_it_was_built_from() -> None:
+    # given
+    lines = (BASE_DIR / "Dockerfile").read_text().splitlines()
+    # then the build argument (docker compose build --build-arg HMIX_VERSION=...) reaches the
+    # environment, where analysis.bundle.source_version reads it, and the image's label
+    assert 'ARG HMIX_VERSION=""' in lines
+    assert "ENV HMIX_VERSION=${HMIX_VERSION}" in lines
+    assert '      org.opencontainers.image.version="${HMIX_VERSION}"' in lines
+
+
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
     # when
     ignored = set((BASE_DIR / ".dockerignore").read_text().split())

@@ -1,5 +1,5 @@
 // Interface B: the mixing slider and the confidence slider. Neither has a starting position:
-// the thumb appears where the participant first clicks, taps or presses a key (interfaces.md B,
+// the thumb appears where the participant first clicks, taps or presses a key (docs/user-guide/interfaces.md#mixing-factor,
 // "no anchoring at 50"), and Next stays disabled until both were set. The server refuses an
 // answer without both sliders set as well.
 "use strict";

@@ -1,9 +1,9 @@
 """Slow per-annotation reference of analysis/aggregation.py, in plain Python (lists, no numpy).
 
 This is the per-annotation code the vectorised constructions replaced, written out once more
-line by line from soft-labels.md so the property tests have something independent to compare
-against; the bulk-aggregation benchmark uses it as its plain-Python baseline. Validation is
-left out: the tests feed it valid input only.
+line by line from docs/methods/soft-labels.md so the property tests have something independent
+to compare against; the bulk-aggregation benchmark uses it as its plain-Python baseline.
+Validation is left out: the tests feed it valid input only.
 """
 
 import math

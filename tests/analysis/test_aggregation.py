@@ -1,5 +1,5 @@
 # Pure soft-label maths: no database. Expected numbers come from
-# /work/shared/design/soft-labels.md (worked examples, 4 places) or are derived by hand below.
+# docs/methods/soft-labels.md (worked examples, 4 places) or are derived by hand below.
 import ast
 import json
 import math
@@ -81,7 +81,7 @@ def run(name: str, a: Annotation, **params: float) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# cifar10s-top2-clamp: every worked example in soft-labels.md
+# cifar10s-top2-clamp: every worked example in docs/methods/soft-labels.md#cifar10s-examples
 # ---------------------------------------------------------------------------------------------
 
 CIFAR10S_EXAMPLES = [
@@ -904,7 +904,7 @@ def test_aggregate_independent_of_row_order(
 
 
 # ---------------------------------------------------------------------------------------------
-# The maths stays ORM-free (house-style.md convention 12)
+# The maths stays ORM-free (docs/architecture.md#layers)
 # ---------------------------------------------------------------------------------------------
 
 

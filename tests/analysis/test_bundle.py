@@ -2,8 +2,11 @@ import csv
 import io
 import json
 import re
+import shutil
+import subprocess
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,8 +122,11 @@ def test_soft_label_npy_is_n_by_k_float64_in_the_index_order(categorical_study: 
     assert raw == _streamed(categorical_study, "soft-labels", "npy")
 
 
-def test_readme_sections_counts_and_column_dictionary(categorical_study: Study) -> None:
+def test_readme_sections_counts_and_column_dictionary(
+    categorical_study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given
+    monkeypatch.setenv("HMIX_VERSION", "v1.2.3-4-gabc1234")
     categorical_study.max_comprehension_failures = 2
     categorical_study.save(update_fields=["max_comprehension_failures"])
     # when
@@ -158,14 +164,20 @@ def test_readme_sections_counts_and_column_dictionary(categorical_study: Study) 
         "| responses.csv | 8 | Every stored response, one row each. |",
         "| soft-labels.npy | 3 | The soft labels as an N x K float64 array, row i = row i of "
         "soft-labels.index.csv (laid out like CIFAR-10H's cifar10h-probs.npy). |",
-        "| H-Mix version | 0.1.0 |",
+        "| H-Mix version | v1.2.3-4-gabc1234 |",
+        "| version from | HMIX_VERSION, set when the image was built |",
+        "| package version | 0.1.0 |",
     ):
         assert line in readme.splitlines(), line
     assert (
         "Soft labels: construction `clean-top2-clamp` (gamma = 0.1, smoothing = 0.0, "
         "include_repeats = True): the CIFAR-10S construction with its quirks fixed" in readme
     )
-    assert "`soft-labels.md`" in readme
+    assert (
+        "the construction in `docs/methods/soft-labels.md#clean-top2-clamp`, label smoothing in "
+        "`docs/methods/soft-labels.md#label-smoothing` and the aggregation in "
+        "`docs/methods/soft-labels.md#aggregation`" in readme
+    )
 
 
 def test_bundle_under_another_method_exports_that_methods_labels(
@@ -260,24 +272,41 @@ def _interface_study(trial_type: str, make_study: Callable[..., Study], owner: A
     return study
 
 
+MIXING_DOCS = "docs/methods/interface-analyses.md#mixing-factor"
+MIDPOINT_DOCS = "docs/methods/interface-analyses.md#midpoints"
+IRI_DOCS = "docs/methods/iri-alignment.md"
+
+
 @pytest.mark.parametrize(
-    ("trial_type", "what", "kinds"),
+    ("trial_type", "what", "kinds", "docs"),
     [
-        (Study.TrialType.MIXING_FACTOR, "mixing-factor", ["mixing-lambda", "mixing-stimulus"]),
+        (
+            Study.TrialType.MIXING_FACTOR,
+            "mixing-factor",
+            ["mixing-lambda", "mixing-stimulus"],
+            MIXING_DOCS,
+        ),
         (
             Study.TrialType.CONSTRUCT_MIDPOINT,
             "midpoints",
             ["midpoint", "midpoint-consistency"],
+            MIDPOINT_DOCS,
         ),
-        (Study.TrialType.SELECT_MIDPOINT, "midpoints", ["midpoint", "midpoint-consistency"]),
-        (Study.TrialType.IRI_2AFC, "iri-alignment", ["iri-alignment"]),
-        (Study.TrialType.IRI_CLUSTER, "iri-alignment", ["iri-alignment"]),
+        (
+            Study.TrialType.SELECT_MIDPOINT,
+            "midpoints",
+            ["midpoint", "midpoint-consistency"],
+            MIDPOINT_DOCS,
+        ),
+        (Study.TrialType.IRI_2AFC, "iri-alignment", ["iri-alignment"], IRI_DOCS),
+        (Study.TrialType.IRI_CLUSTER, "iri-alignment", ["iri-alignment"], IRI_DOCS),
     ],
 )
 def test_interface_bundles_hold_responses_and_the_analysis(
     trial_type: str,
     what: str,
     kinds: list[str],
+    docs: str,
     make_study: Callable[..., Study],
     researcher: Any,
 ) -> None:
@@ -302,7 +331,7 @@ def test_interface_bundles_hold_responses_and_the_analysis(
         assert re.search(rf"^\| `{re.escape(column)}` \| \S", readme, re.MULTILINE), column
     assert "(not described" not in readme
     assert re.findall(r"^## (.+)$", readme, re.MULTILINE) == bundle.DATASHEET_SECTIONS
-    assert "`analysis.md`" in readme
+    assert f"defined in H-Mix's documentation, at the version under Provenance: `{docs}`" in readme
     for fmt in ("csv", "json"):
         assert _read(zf, study, f"{what}.{fmt}") == _streamed(study, what, fmt)
     assert _read(zf, study, "responses.jsonl") == _streamed(study, "responses", "jsonl")
@@ -375,3 +404,62 @@ def test_progress_is_told_the_total_then_every_row(categorical_study: Study) -> 
         "soft-labels.index.csv": 3,
         "annotation-soft-labels.json": 2 + 8 + 1,
     }
+
+
+# --- the version the datasheet cites ------------------------------------------------------------
+
+
+def test_source_version_prefers_the_version_the_image_was_built_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given
+    monkeypatch.setenv("HMIX_VERSION", " v2.0.0 ")
+    # when
+    version = bundle.source_version()
+    # then
+    assert version == bundle.SourceVersion(
+        "v2.0.0", "HMIX_VERSION, set when the image was built", "0.1.0"
+    )
+
+
+def test_source_version_of_a_git_checkout_is_git_describe(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    # given the repository's own checkout, no HMIX_VERSION
+    monkeypatch.delenv("HMIX_VERSION", raising=False)
+    git = shutil.which("git")
+    assert git is not None
+    expected = subprocess.run(
+        [git, "describe", "--tags", "--always", "--dirty"],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # when
+    version = bundle.source_version()
+    # then
+    assert version.version == expected != ""
+    assert version.source == "git describe --tags --always --dirty"
+
+
+def test_source_version_reads_head_without_git_and_falls_back_to_the_package(
+    monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Path
+) -> None:
+    # given a checkout on a machine without the git program
+    monkeypatch.delenv("HMIX_VERSION", raising=False)
+    monkeypatch.setattr(bundle.shutil, "which", lambda _name: None)
+    settings.BASE_DIR = tmp_path
+    (tmp_path / ".git" / "refs" / "heads").mkdir(parents=True)
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (tmp_path / ".git" / "refs" / "heads" / "main").write_text("0123abcd" * 5 + "\n")
+    # when
+    from_head = bundle.source_version()
+    (tmp_path / ".git" / "HEAD").unlink()
+    (tmp_path / ".git" / "refs" / "heads" / "main").unlink()
+    without_git = bundle.source_version()
+    # then
+    assert from_head == bundle.SourceVersion("0123abcd" * 5, "the checkout's .git/HEAD", "0.1.0")
+    assert without_git == bundle.SourceVersion(
+        "0.1.0", "the package version (no git tag or commit known)", "0.1.0"
+    )

@@ -36,7 +36,7 @@ def _others(*keep: str) -> list[str]:
 
 
 # Each answer with its clean-top2-clamp (γ = 0.1) vector, worked out by hand from
-# /work/shared/design/soft-labels.md; classes not listed get 0.
+# docs/methods/soft-labels.md; classes not listed get 0.
 ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Fraction]]] = {
     # S = 3/4 < 1: the missing 1/4 is shared by the 2 possible classes at zero.
     "A": (

@@ -1,5 +1,5 @@
 # Pure IRI alignment maths (interfaces E and F): no database, no Django. Expected numbers follow
-# /work/shared/design/analysis.md "IRI alignment" and are derived by hand in the comments.
+# docs/methods/iri-alignment.md and are derived by hand in the comments.
 import ast
 import math
 from collections.abc import Sequence
@@ -34,7 +34,8 @@ def judgments(
     ]
 
 
-# analysis.md: annotator scores {0, 0, 16} give 5.33 ± 7.54 (here 0/25, 0/25 and 4/25).
+# docs/methods/iri-alignment.md#score: annotator scores {0, 0, 16} give 5.33 ± 7.54 (here 0/25,
+# 0/25 and 4/25).
 PAPER_EXAMPLE = judgments("a1", 0, 25) + judgments("a2", 0, 25) + judgments("a3", 4, 25)
 
 

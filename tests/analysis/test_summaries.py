@@ -1,5 +1,5 @@
 # Pure summaries of interfaces B, C and D: no database, no Django. Expected numbers follow
-# /work/shared/design/analysis.md and are derived by hand in the comments.
+# docs/methods/interface-analyses.md and are derived by hand in the comments.
 import ast
 import math
 from collections.abc import Callable
@@ -68,7 +68,7 @@ def mid(
 
 
 # ---------------------------------------------------------------------------------------------
-# Slider conversions (interfaces.md, B)
+# Slider conversions (docs/user-guide/interfaces.md#mixing-factor)
 # ---------------------------------------------------------------------------------------------
 
 

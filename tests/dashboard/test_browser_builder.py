@@ -23,7 +23,7 @@ from elicitation.models import (
     Trial,
 )
 from elicitation.simulation import simulate
-from tests.browser import consent_by_mouse, wait_for_stimulus
+from tests.browser import consent_by_mouse, docs_screenshot, wait_for_stimulus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -162,6 +162,7 @@ def test_researcher_builds_previews_launches_watches_and_exports_a_study(
     assert stored == result["responses"] > 0
     expect(page.locator("#m-responses")).to_have_text(str(stored), timeout=15_000)
     expect(page.locator("#m-stages li[data-stage=completed] strong")).to_have_text("3")
+    docs_screenshot(page, "dashboard-study")
 
     # when the results page is opened, then a plot renders as a non-empty SVG
     page.click("#results-link")

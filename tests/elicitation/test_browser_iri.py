@@ -15,6 +15,7 @@ from elicitation.presenters import frame_url
 from tests.browser import (
     current_trial_id,
     debrief_by_keyboard,
+    docs_screenshot,
     entry_url,
     expect_progress,
     pick_radio_by_keys,
@@ -131,6 +132,8 @@ def test_iri_2afc_journey_stores_the_shown_placement_and_the_choice(
                 page.get_by_text("Which of these images is closer to the query image:")
             ).to_be_visible()
             expect(page.get_by_role("button", name="Next")).to_be_disabled()
+            if how == MOUSE:
+                docs_screenshot(page, "trial-iri-2afc")
         side = "left" if i % 3 != 1 else "right"
         shown[trial_id] = {
             "query": _src(page, "#query-image"),
@@ -242,6 +245,8 @@ def test_iri_cluster_journey_stores_the_shown_orders_and_each_rows_column(
         columns = [_src(page, f'img[data-column="{c}"]') for c in range(3)]
         rows = [img.get_attribute("src") or "" for img in page.locator("tr.iri-row img").all()]
         expect(page.locator("thead figcaption")).to_have_text(["A", "B", "C"])
+        if i == 0 and how == MOUSE:
+            docs_screenshot(page, "trial-iri-cluster")
         plan = [_plan(i, p) for p in range(len(rows))]
         shown[trial_id] = {"columns": columns, "rows": rows, "plan": plan}
         _assign_rows(page, plan, i, how)

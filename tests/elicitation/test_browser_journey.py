@@ -16,6 +16,7 @@ from elicitation.models import ComprehensionAttempt, Participant, Response, Stud
 from tests.browser import (
     consent_by_mouse,
     current_trial_id,
+    docs_screenshot,
     entry_url,
     expect_progress,
     session_url,
@@ -131,6 +132,8 @@ def test_full_journey_stores_every_answer_once_and_redirects_to_prolific(
             assert current_trial_id(page) == before
             expect_progress(page, i, total)
         assert _shown_classes(page) == shown
+        if i == 0:
+            docs_screenshot(page, "trial-categorical")
         answer = _plan(shown, i)
         _fill_answer(page, answer)
         expect(page.locator(f'#impossible-group input[value="{answer.top}"]')).to_be_disabled()

@@ -19,6 +19,7 @@ from tests.browser import (
     COUNT_INPUT_SCRIPT,
     current_trial_id,
     debrief_by_keyboard,
+    docs_screenshot,
     entry_url,
     expect_progress,
     input_count,
@@ -196,6 +197,8 @@ def test_construct_midpoint_journey_stores_each_walk(
                 "(img) => getComputedStyle(img).imageRendering"
             )
             assert rendering == "pixelated"
+            if not keyboard:
+                docs_screenshot(page, "trial-construct-midpoint")
         walked[trial.id] = _construct_walk(page, trial, keyboard=keyboard)
         expect_progress(page, i + 1, total)
     counts = _finish(page, keyboard=keyboard)
@@ -335,6 +338,8 @@ def test_select_midpoint_journey_stores_the_chosen_step_and_the_order_shown(
                 "(imgs) => imgs.map((i) => i.getBoundingClientRect().width)"
             )
             assert all(240 <= w <= 260 for w in widths), widths
+            if not keyboard:
+                docs_screenshot(page, "trial-select-midpoint")
         orders[trial.id] = _shown_order(page, trial)
         chosen[trial.id] = (3 + 4 * i) % 11
         _choose(page, chosen[trial.id], keyboard=keyboard)

@@ -23,6 +23,7 @@ from tests.browser import (
     consent_by_keyboard,
     current_trial_id,
     debrief_by_keyboard,
+    docs_screenshot,
     entry_url,
     expect_progress,
     input_count,
@@ -226,6 +227,8 @@ def test_mouse_only_journey_stores_what_was_clicked(
     for i, (mix_at, conf_at, mixing, confidence) in enumerate(MOUSE_PLAN):
         expect_progress(page, i, total)
         wait_for_stimulus(page)
+        if i == 0:
+            docs_screenshot(page, "trial-mixing-factor")
         class1, class2 = _read_trial(page)
         if isinstance(mix_at, tuple):
             _, start, end = mix_at

@@ -24,7 +24,8 @@ def answered_study(make_study: Callable[..., Study]) -> Study:
 
 
 def _expected_vectors() -> tuple[np.ndarray, np.ndarray]:
-    # Hand-derived from soft-labels.md, clean-top2-clamp, γ = 0.1, K = 10 (no impossible classes):
+    # Hand-derived from docs/methods/soft-labels.md, clean-top2-clamp, γ = 0.1, K = 10
+    # (no impossible classes):
     # a: Cat .6, Dog .2 (S = .8 < 1) and 0.2 spread over the 8 other classes → .025 each.
     a = np.full(10, 0.025)
     a[3], a[5] = 0.6, 0.2
