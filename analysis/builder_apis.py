@@ -479,7 +479,11 @@ class BatchesBuildApi(APIView):
         class Meta:
             ref_name = "BatchesBuildInput"
 
-        batch_size = serializers.IntegerField(min_value=1, help_text="Stimuli per batch.")
+        batch_size = serializers.IntegerField(
+            min_value=1,
+            help_text="Stimuli per batch, as a target: the stimuli are split into the number of "
+            "batches that comes closest to it, with sizes that differ by at most one.",
+        )
         participants_per_batch = serializers.IntegerField(
             min_value=1, max_value=10_000, required=False
         )

@@ -152,3 +152,22 @@ def test_iri_import_is_refused_after_launch(researcher: Any) -> None:
         == "IRI sets can be imported only while the study is a draft; it is paused."
     )
     assert exc.value.status == 409
+
+
+def test_batches_split_the_stimuli_evenly_near_the_asked_size(researcher: Any) -> None:
+    # given: 34 stimuli (17 pairs × 2 λ)
+    study = StudyFactory(owner=researcher, classes=["Cat", "Dog"])
+    builder_services.study_stimuli_generate(
+        study=study,
+        image_set=_image_set("cats-dogs", ("Cat", "Dog"), per_class=6),
+        n_pairs=17,
+        lambdas=[0.25, 0.75],
+    )
+    # when
+    batches = builder_services.study_batches_build(study=study, batch_size=8)
+    # then: 9/9/8/8, not 8/8/8/8/2; every stimulus in exactly one batch
+    assert [b.number for b in batches] == [1, 2, 3, 4]
+    assert [b.items.count() for b in batches] == [9, 9, 8, 8]
+    placed = [item.stimulus_id for b in batches for item in b.items.all()]
+    assert sorted(placed) == sorted(study.stimuli.values_list("id", flat=True))
+    assert len(placed) == 34
