@@ -123,8 +123,8 @@ class StudyCreateApi(APIView):
             child=serializers.CharField(max_length=100),
             required=False,
             default=list,
-            help_text="Ordered class list; default CIFAR-10's (replaced by the first image "
-            "set's classes if they differ).",
+            help_text="Ordered class list; by default none until the first stimuli, which take "
+            "their image set's classes (also replacing a given list they do not fit).",
         )
 
     @extend_schema(

@@ -25,14 +25,28 @@ def _image_set(name: str, classes: tuple[str, ...], per_class: int = 2) -> Image
     )
 
 
-def test_a_draft_starts_with_cifar10_classes_and_the_default_texts(researcher: Any) -> None:
+def test_a_draft_starts_without_classes_and_with_the_default_texts(researcher: Any) -> None:
     # when
     study = builder_services.study_create_draft(
         owner_id=researcher.pk, slug="s", title="S", trial_type="construct_midpoint"
     )
     # then
-    assert (study.status, study.classes) == (Study.Status.DRAFT, list(imaging.CIFAR10_CLASSES))
+    assert (study.status, study.classes) == (Study.Status.DRAFT, [])
     assert study.completion_url == builder_services.PROLIFIC_COMPLETION_URL
+
+
+def test_a_draft_without_classes_takes_those_of_its_first_image_set(researcher: Any) -> None:
+    # given
+    study = builder_services.study_create_draft(
+        owner_id=researcher.pk, slug="s", title="S", trial_type="categorical"
+    )
+    # when
+    builder_services.study_stimuli_generate(
+        study=study, image_set=_image_set("shapes", ("Circle", "Square")), n_pairs=1, lambdas=[0.5]
+    )
+    # then
+    study.refresh_from_db()
+    assert study.classes == ["Circle", "Square"]
 
 
 def test_an_image_set_within_the_classes_keeps_them(researcher: Any) -> None:
