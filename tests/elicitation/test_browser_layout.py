@@ -290,3 +290,33 @@ def test_the_layout_checks_measure_rather_than_pass(new_page: Callable[..., Page
     assert small[0].endswith(" × 30.0")
     # then: what is below the screen or missing is reported
     assert [p.split(" ")[0] for p in far] == ["p#far", "#missing:"]
+
+
+STIMULUS_PAGE = """<!doctype html>
+<html><body style="margin:0">
+  <img id="stimulus" style="display:block;width:300px;height:500px;background:#888;{pin}">
+  <div style="height:700px"></div>
+  <button id="next" style="width:80px;height:48px">Next</button>
+</body></html>"""
+
+
+@pytest.mark.parametrize(("pin", "passes"), [("", False), ("position:sticky;top:0", True)])
+def test_the_walk_fails_when_answering_scrolls_the_stimulus_away(
+    new_page: Callable[..., Page], pin: str, passes: bool
+) -> None:
+    # given: a control 1,200 px down a 844 px screen, below an image that is pinned or not
+    page = new_page(*PHONE)
+    page.set_content(STIMULUS_PAGE.format(pin=pin))
+
+    # when
+    try:
+        assert_answerable_with_stimulus_in_view(page, stimulus=["#stimulus"], controls=["#next"])
+    except AssertionError as exc:
+        failure = str(exc)
+    else:
+        failure = ""
+
+    # then
+    assert (failure == "") is passes
+    if not passes:
+        assert "stimulus: img#stimulus at" in failure
