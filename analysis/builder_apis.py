@@ -123,8 +123,8 @@ class StudyCreateApi(APIView):
             child=serializers.CharField(max_length=100),
             required=False,
             default=list,
-            help_text="Ordered class list; default CIFAR-10's (replaced by the first image "
-            "set's classes if they differ).",
+            help_text="Ordered class list; by default none until the first stimuli, which take "
+            "their image set's classes (also replacing a given list they do not fit).",
         )
 
     @extend_schema(
@@ -479,7 +479,11 @@ class BatchesBuildApi(APIView):
         class Meta:
             ref_name = "BatchesBuildInput"
 
-        batch_size = serializers.IntegerField(min_value=1, help_text="Stimuli per batch.")
+        batch_size = serializers.IntegerField(
+            min_value=1,
+            help_text="Stimuli per batch, as a target: the stimuli are split into the number of "
+            "batches that comes closest to it, with sizes that differ by at most one.",
+        )
         participants_per_batch = serializers.IntegerField(
             min_value=1, max_value=10_000, required=False
         )

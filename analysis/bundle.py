@@ -96,13 +96,7 @@ class Member:
     description: str
 
 
-ANALYSIS_WHAT = {
-    Study.TrialType.MIXING_FACTOR: "mixing-factor",
-    Study.TrialType.CONSTRUCT_MIDPOINT: "midpoints",
-    Study.TrialType.SELECT_MIDPOINT: "midpoints",
-    Study.TrialType.IRI_2AFC: "iri-alignment",
-    Study.TrialType.IRI_CLUSTER: "iri-alignment",
-}
+ANALYSIS_WHAT = exports.ANALYSIS_WHAT
 
 
 def bundle_members(*, study: Study) -> list[Member]:

@@ -38,6 +38,16 @@ ANALYSIS_KINDS = {
     "midpoints": (AnalysisResult.Kind.MIDPOINT, AnalysisResult.Kind.MIDPOINT_CONSISTENCY),
     "iri-alignment": (AnalysisResult.Kind.IRI_ALIGNMENT,),
 }
+# The analysis export each interface's results go to; categorical studies (A) have soft labels
+# instead (CATEGORICAL_WHATS).
+ANALYSIS_WHAT = {
+    Study.TrialType.MIXING_FACTOR: "mixing-factor",
+    Study.TrialType.CONSTRUCT_MIDPOINT: "midpoints",
+    Study.TrialType.SELECT_MIDPOINT: "midpoints",
+    Study.TrialType.IRI_2AFC: "iri-alignment",
+    Study.TrialType.IRI_CLUSTER: "iri-alignment",
+}
+CATEGORICAL_WHATS = ("annotation-soft-labels", "soft-labels")
 FORMATS = ("csv", "json", "jsonl", "npy", "npy-index")
 CONTENT_TYPES = {
     "csv": "text/csv",
@@ -51,6 +61,15 @@ CHUNK = 2000
 
 class ExportError(ValueError):
     pass
+
+
+def study_whats(*, study: Study) -> tuple[str, ...]:
+    """The exports that hold something for the study's interface, in WHATS order: the
+    responses, and either its soft labels (A) or its analysis results (B to F). The others
+    would only ever be empty files."""
+    if study.trial_type == Study.TrialType.CATEGORICAL:
+        return ("responses", *CATEGORICAL_WHATS)
+    return ("responses", ANALYSIS_WHAT[Study.TrialType(study.trial_type)])
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy.typing as npt
 from django.db import connection
 from django.db.models import QuerySet
 
-from analysis import plots
+from analysis import plots, summaries
 from analysis.aggregation import Annotation, AnnotationBatch, Method
 from analysis.models import AnalysisResult, SoftLabel
 from elicitation.models import Response, Study, Trial
@@ -399,28 +399,52 @@ def plot_class_pair_matrix(*, study: Study) -> list[list[float]]:
     ]
 
 
+# What a plot calls the midpoint interfaces: the stored keys (summaries.CONSTRUCT, SELECT and
+# the pooled ALL) are identifiers, not words a reader of the figure should have to decode.
+_INTERFACE_LABELS = {
+    summaries.CONSTRUCT: "Construct (C)",
+    summaries.SELECT: "Select (D)",
+    summaries.ALL: "All interfaces",
+}
+
+
+def _interface_label(interface: str) -> str:
+    return _INTERFACE_LABELS.get(interface, interface)
+
+
 def plot_midpoint_groups(*, study: Study) -> list[plots.HistogramGroup]:
+    """One histogram per interface and start step, every class pair pooled."""
     rows = AnalysisResult.objects.filter(
         study=study,
         kind=AnalysisResult.Kind.MIDPOINT,
         params_key=_WITH_REPEATS,
-        key__endswith="|__all__",
+        key__endswith=f"|{summaries.ALL}",
     ).order_by("key")
     groups = []
     for r in rows:
         interface, start, _ = r.key.split("|", 2)
-        label = interface if start == "all" else f"{interface}, start {start}"
-        groups.append(plots.HistogramGroup(label=label, histogram=tuple(r.data["histogram"])))
-    return groups
+        name = _interface_label(interface)
+        label = name if start == "all" else f"{name}, start step {start}"
+        # Pooled over start steps first, then the steps in number order (the keys sort "1",
+        # "9", "all" as text).
+        order = (interface, start != "all", int(start) if start.isdigit() else -1)
+        groups.append((order, plots.HistogramGroup(label, tuple(r.data["histogram"]))))
+    return [group for _, group in sorted(groups, key=lambda g: g[0])]
 
 
 def plot_consistency_rows(*, study: Study) -> list[plots.ConsistencyRow]:
-    rows = AnalysisResult.objects.filter(
-        study=study, kind=AnalysisResult.Kind.MIDPOINT_CONSISTENCY
-    ).order_by("key")
+    """One bar per interface; the pooled row only when there is more than one interface to
+    pool (with one, it repeats that interface's bar under another name)."""
+    rows = list(
+        AnalysisResult.objects.filter(
+            study=study, kind=AnalysisResult.Kind.MIDPOINT_CONSISTENCY
+        ).order_by("key")
+    )
+    if sum(r.key != summaries.ALL for r in rows) < 2:
+        rows = [r for r in rows if r.key != summaries.ALL]
     return [
         plots.ConsistencyRow(
-            interface=r.key,
+            interface=_interface_label(r.key),
             mean_abs_diff=r.data.get("mean_abs_diff"),
             share_identical=r.data.get("share_identical"),
             n_pairs=r.n,
@@ -438,9 +462,12 @@ def plot_alignment_models(*, study: Study) -> list[plots.ModelAlignment]:
         d = r.data
         low = d.get("boot_low") if d.get("boot_low") is not None else d.get("wilson_low")
         high = d.get("boot_high") if d.get("boot_high") is not None else d.get("wilson_high")
+        # The key joins model, layer, regime and regulariser with "|" (an identifier); the axis
+        # names the parts that are set, separated by commas.
+        parts = [str(v) for v in (d.get("group") or {}).values() if v]
         models.append(
             plots.ModelAlignment(
-                label=r.key,
+                label=", ".join(parts) or r.key,
                 mean_score=d.get("mean_score"),
                 low=low,
                 high=high,

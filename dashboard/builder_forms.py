@@ -120,7 +120,12 @@ class StimuliForm(forms.Form):
 
 
 class BatchesForm(forms.Form):
-    batch_size = forms.IntegerField(min_value=1, label="Stimuli per batch")
+    batch_size = forms.IntegerField(
+        min_value=1,
+        label="Stimuli per batch",
+        help_text="A target: the stimuli are split into the number of batches that comes "
+        "closest to it, with sizes that differ by at most one.",
+    )
     participants_per_batch = forms.IntegerField(min_value=1, max_value=10_000)
     seed = forms.IntegerField(initial=0)
 

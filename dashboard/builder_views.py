@@ -30,7 +30,7 @@ from elicitation import (
 )
 from elicitation.apis import ResponseCreateApi
 from elicitation.forms import ComprehensionForm, ConsentForm
-from elicitation.models import Participant, Stimulus, Study
+from elicitation.models import ImageSet, Participant, Stimulus, Study
 from elicitation.views import TEMPLATES
 from hmix_site.common.exceptions import ApplicationError
 from jobs import selectors as jobs_selectors
@@ -261,14 +261,31 @@ def study_stimuli(request: HttpRequest, slug: str) -> HttpResponse:
         )
         .first()
     )
+    n_stimuli = selectors.stimulus_list(study=study).count()
     context = {
         "study": study,
         "form": form,
-        "n_stimuli": selectors.stimulus_list(study=study).count(),
+        "n_stimuli": n_stimuli,
         "thumbnails": _thumbnails(study),
         "running_job_url": _job_url(study, running) if running is not None else None,
+        "chosen_set": _classes_to_come(request, study, form) if not n_stimuli else None,
     }
     return render(request, "dashboard/builder_stimuli.html", context, status=status)
+
+
+def _classes_to_come(
+    request: HttpRequest, study: Study, form: builder_forms.StimuliForm | None
+) -> ImageSet | None:
+    """The image set chosen on the form when its classes would become the study's (the first
+    stimuli take them), so the page names the classes just uploaded, not the study's old list."""
+    name = form["image_set"].value() if form is not None else None
+    if not name:
+        return None
+    try:
+        image_set = selectors.image_set_get_for_user(name=str(name), user_id=request.user.pk)
+    except ImageSet.DoesNotExist:
+        return None
+    return None if set(image_set.classes) <= set(study.classes) else image_set
 
 
 # --- builder jobs (image uploads, stimulus generation) -------------------------------------

@@ -90,7 +90,7 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         ],
         "export_formats": ["csv", "json", "jsonl"],
         "links": selectors.study_entry_links(study=study, base_url=request.build_absolute_uri("/")),
-        "export_whats": exports.WHATS,
+        "export_whats": exports.study_whats(study=study),
         "statuses": Study.Status.choices,
     }
     return render(request, "dashboard/study_detail.html", context)

@@ -39,8 +39,9 @@ def study_create_draft(
     """A draft study with the default consent, instructions, check and debrief of its type,
     sending participants back to Prolific (the code is set later, in the texts).
 
-    Without classes it starts with CIFAR-10's; the first stimuli generated from an image set
-    whose classes are not all among them replace them (see study_stimuli_generate).
+    Without classes it has none until its first stimuli, which take the classes of their image
+    set (see study_stimuli_generate): a default list such as CIFAR-10's would be shown as the
+    study's classes after an upload of quite different ones. IRI studies use no classes.
     """
     if trial_type not in Study.TrialType.values:
         raise ValidationError({"trial_type": f"Unknown trial type {trial_type!r}."})
@@ -51,7 +52,7 @@ def study_create_draft(
         title=title,
         trial_type=trial_type,
         owner_id=owner_id,
-        classes=list(classes or imaging.CIFAR10_CLASSES),
+        classes=list(classes),
         participants_per_batch=participants_per_batch,
         repeats=repeats,
         completion_url=PROLIFIC_COMPLETION_URL,

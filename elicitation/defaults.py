@@ -89,8 +89,8 @@ _TEXTS: dict[str, dict[str, Any]] = {
                 "<p>Move the first slider to where you think the blend lies: "
                 "fully left is 100% the first category, the middle 50/50, fully right 100% "
                 "the second. Then set the second slider to how confident you are.</p><p>The "
-                "sliders have no starting position: click, tap or use the arrow keys to "
-                "set both.</p>",
+                "sliders have no starting position: click or tap on each line, or with the "
+                "keyboard type a number from 0 to 100 (the arrow keys then fine-tune it).</p>",
             ),
         ],
         "comprehension": [

@@ -43,8 +43,9 @@ class Study(BaseModel):
     researchers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, related_name="studies", blank=True
     )
-    # Ordered class list: every probability vector of the study is in this order.
-    classes = models.JSONField(default=list)
+    # Ordered class list: every probability vector of the study is in this order. Empty in a
+    # new draft until its first stimuli bring their image set's classes (and in IRI studies).
+    classes = models.JSONField(default=list, blank=True)
 
     participants_per_batch = models.PositiveIntegerField(default=5)
     repeats = models.PositiveSmallIntegerField(default=2)

@@ -24,7 +24,7 @@ from elicitation.models import (
     Trial,
 )
 from elicitation.payloads import parse_categorical, parse_comprehension
-from elicitation.strategies import choose_batch
+from elicitation.strategies import batch_sizes, choose_batch
 from hmix_site.common.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def study_set_status(*, study: Study, status: str) -> Study:
 def batches_build(
     *, study: Study, stimuli: Sequence[Stimulus], batch_size: int, seed: int = 0
 ) -> list[Batch]:
-    """Split the stimuli into shuffled batches of `batch_size` (the last may be smaller).
+    """Split the stimuli, shuffled, into batches of about `batch_size` whose sizes differ by at
+    most one (strategies.batch_sizes says how many and how large).
 
     Each batch gets the study's participants_per_batch as its target. Refuses to rebuild batches
     once participants hold any, since that would orphan their trials.
@@ -87,14 +88,16 @@ def batches_build(
     order = list(stimuli)
     random.Random(seed).shuffle(order)  # noqa: S311 (reproducible layout, not a secret)
     batches = []
-    for number, start in enumerate(range(0, len(order), batch_size), start=1):
+    start = 0
+    for number, size in enumerate(batch_sizes(len(order), batch_size), start=1):
         batch = Batch(study=study, number=number, target=study.participants_per_batch)
         batch.full_clean()
         batch.save()
         BatchItem.objects.bulk_create(
             BatchItem(batch=batch, stimulus=s, position=i)
-            for i, s in enumerate(order[start : start + batch_size])
+            for i, s in enumerate(order[start : start + size])
         )
+        start += size
         batches.append(batch)
     return batches
 

@@ -24,13 +24,20 @@
   }
 
   const keys = { ArrowLeft: "left", 1: "left", ArrowRight: "right", 2: "right" };
+  // On a narrow screen the options are stacked (iri.css): then the up and down arrows point at
+  // them too. Otherwise those keys keep scrolling the page.
+  const pair = form.querySelector(".iri-pair");
+  const stackedKeys = { ArrowUp: "left", ArrowDown: "right" };
+  const sideFor = (key) =>
+    keys[key] ?? (getComputedStyle(pair).flexDirection === "column" ? stackedKeys[key] : undefined);
 
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey || event.isComposing) return;
     if (sending && event.target.matches?.('input[name="choice"]')) { event.preventDefault(); return; }
-    if (event.key in keys) {
+    const side = sideFor(event.key);
+    if (side) {
       event.preventDefault();
-      select(keys[event.key]);
+      select(side);
     } else if (event.key === "Enter" && !(event.target instanceof HTMLButtonElement)) {
       // A focused button submits by itself; elsewhere Enter means Next.
       event.preventDefault();

@@ -1,7 +1,14 @@
 // Interface B: the mixing slider and the confidence slider. Neither has a starting position:
-// the thumb appears where the participant first clicks, taps or presses a key (docs/user-guide/interfaces.md#mixing-factor,
-// "no anchoring at 50"), and Next stays disabled until both were set. The server refuses an
-// answer without both sliders set as well.
+// the thumb appears where the participant first clicks, taps or types
+// (docs/user-guide/interfaces.md#mixing-factor, "no anchoring at 50"), and Next stays disabled
+// until both were set. The server refuses an answer without both sliders set as well.
+//
+// Keyboard users get no anchor either. An arrow key moves a value, and an unset slider has no
+// value to move from: starting at 50 (or at any point the page picks) is exactly the default the
+// hidden thumb avoids. So on an unset slider the arrow and Page keys set nothing and say how to
+// start: type the number meant (digits typed in quick succession make one number, "7" "5" is
+// 75), the keyboard's way of pointing at a spot as a click does, or Home / End to start from an
+// end the participant chose. Once set, the arrows adjust from the participant's own value.
 "use strict";
 
 (function () {
@@ -9,8 +16,11 @@
   const MAX = 100;
   const STEP = 1;
   const PAGE = 10;
-  const MIDDLE = 50; // where a first arrow key press starts from
+  const TYPING_PAUSE_MS = 1000; // digits typed closer together than this make one number
   const NOT_SET = "Set both sliders before submitting.";
+  const HOW_TO_START =
+    "Type a number from 0 to 100 to set this slider (or press Home or End to start from an " +
+    "end); then the arrow keys move it.";
 
   const form = document.getElementById("trial-form");
   const button = document.getElementById("submit-trial");
@@ -58,21 +68,32 @@
       }
     });
 
+    let typed = "";
+    let typedAt = -Infinity;
+
     el.addEventListener("keydown", (event) => {
-      const from = slider.value ?? MIDDLE;
-      const targets = {
-        ArrowRight: from + STEP,
-        ArrowUp: from + STEP,
-        ArrowLeft: from - STEP,
-        ArrowDown: from - STEP,
-        PageUp: from + PAGE,
-        PageDown: from - PAGE,
-        Home: MIN,
-        End: MAX,
+      if (event.altKey || event.ctrlKey || event.metaKey) return;
+      if (/^[0-9]$/.test(event.key)) {
+        event.preventDefault();
+        const now = performance.now();
+        // A pause, or a digit that would go past 100, starts a new number.
+        const joined = typed + event.key;
+        typed = now - typedAt < TYPING_PAUSE_MS && Number(joined) <= MAX ? joined : event.key;
+        typedAt = now;
+        set(Number(typed));
+        return;
+      }
+      const ends = { Home: MIN, End: MAX };
+      const moves = {
+        ArrowRight: STEP, ArrowUp: STEP, ArrowLeft: -STEP, ArrowDown: -STEP,
+        PageUp: PAGE, PageDown: -PAGE,
       };
-      if (!(event.key in targets) || event.altKey || event.ctrlKey || event.metaKey) return;
+      if (!(event.key in ends) && !(event.key in moves)) return;
       event.preventDefault(); // no page scrolling while adjusting the slider
-      set(targets[event.key]);
+      typed = "";
+      if (event.key in ends) set(ends[event.key]);
+      else if (slider.value !== null) set(slider.value + moves[event.key]);
+      else askHowToStart(slider);
     });
     return slider;
   }
@@ -86,6 +107,14 @@
     document.getElementById("confidence-slider"),
     (v) => `${v}% confident`,
   );
+
+  // Said where the participant looks (the slider's readout) and announced (the live hint).
+  function askHowToStart(slider) {
+    const readout = document.getElementById(slider.el.dataset.name + "-readout");
+    readout.textContent = HOW_TO_START;
+    hint.hidden = false;
+    hint.textContent = HOW_TO_START;
+  }
 
   function unset() {
     return [mixing, confidence].filter((s) => s.value === null);

@@ -19,7 +19,7 @@ from django.test import Client, TestCase
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
-from elicitation import imaging, services
+from elicitation import services
 from elicitation.builder_services import PROLIFIC_COMPLETION_URL
 from elicitation.defaults import study_texts
 from elicitation.models import (
@@ -196,7 +196,7 @@ def test_new_study_is_a_draft_with_the_default_texts_of_its_interface(
         "Shapes",
     )
     assert (study.participants_per_batch, study.repeats) == (4, 1)
-    assert study.classes == list(imaging.CIFAR10_CLASSES)
+    assert study.classes == []
     assert study.consent_html == texts["consent_html"]
     assert study.instructions == texts["instructions"]
     assert study.comprehension == texts["comprehension"]
@@ -558,6 +558,40 @@ def test_mixup_stimuli_from_an_image_set_with_plain_images(researcher: Any) -> N
     assert f'href="/dashboard/studies/{study.slug}/build/stimuli/" id="job-next"' in page
     stimuli_page = _errors(client.get(_url("build-stimuli", study)))
     assert stimuli_page.count('title="mixed_') + stimuli_page.count('title="plain_') == 8
+
+
+def test_the_builder_shows_the_uploaded_classes_not_a_default_list(researcher: Any) -> None:
+    # given: a new study, and an upload of shapes
+    client = _logged_in(researcher)
+    client.post(
+        reverse("dashboard:study-new"),
+        {"title": "Shapes", "slug": "shapes", "trial_type": "categorical", "repeats": 1}
+        | {"participants_per_batch": 3},
+    )
+    study = Study.objects.get(slug="shapes")
+    image_set = _image_set(researcher)
+    # when
+    overview = _errors(client.get(_url("build", study)))
+    stimuli = _errors(client.get(f"{_url('build-stimuli', study)}?image_set={image_set.name}"))
+    with _jobs_run():
+        client.post(
+            _url("build-stimuli", study),
+            {"image_set": image_set.name, "lambdas": "0.5", "n_pairs": 2, "seed": 0},
+        )
+    overview_after = _errors(client.get(_url("build", study)))
+    stimuli_after = _errors(client.get(_url("build-stimuli", study)))
+    # then: before the stimuli, the classes to come; after, the study's; CIFAR-10's never
+    shapes = ", ".join(SHAPE_CLASSES)
+    assert '<dd id="summary-classes">(set by the first stimuli)</dd>' in overview
+    assert (
+        f'<p id="classes-to-come">The first stimuli give the study the classes of '
+        f"<code>shapes</code>: <strong>{shapes}</strong>.</p>"
+    ) in stimuli
+    assert f'<dd id="summary-classes">{shapes}</dd>' in overview_after
+    assert f'<span id="study-classes">{shapes}</span>' in stimuli_after
+    assert "classes-to-come" not in stimuli_after
+    for page in (overview, stimuli, overview_after, stimuli_after):
+        assert "Airplane" not in page
 
 
 def test_the_stimuli_page_links_to_a_generation_still_running(researcher: Any) -> None:

@@ -1,3 +1,4 @@
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -6,6 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
+from analysis import selectors as analysis_selectors
 from analysis import services as analysis_services
 from elicitation.models import Study
 from tests.conftest import answer_all_trials, categorical_answer
@@ -197,3 +199,78 @@ def test_results_of_an_unanswered_study_say_no_data_yet(make_study: Callable[...
     )
     # then
     assert page.count("No data yet") == 2
+
+
+def _midpoint_answer(trial: Any) -> dict[str, Any]:
+    if trial.stimulus.study.trial_type == Study.TrialType.SELECT_MIDPOINT:
+        return {"chosen_position": 4}
+    start = trial.display["start_step"]
+    return {"final_step": start, "visits": [{"step": start, "t_ms": 0}]}
+
+
+@pytest.mark.parametrize(
+    ("trial_type", "histograms", "consistency"),
+    [
+        (Study.TrialType.SELECT_MIDPOINT, ["Select (D)"], ["Select (D)"]),
+        (
+            Study.TrialType.CONSTRUCT_MIDPOINT,
+            ["Construct (C)", "Construct (C), start step 1"],
+            ["Construct (C)"],
+        ),
+    ],
+)
+def test_midpoint_plots_name_the_interfaces_in_words(
+    make_study: Callable[..., Study],
+    trial_type: str,
+    histograms: list[str],
+    consistency: list[str],
+) -> None:
+    # given: one participant who answered two series and one repeat
+    study = make_study(n_stimuli=2, batch_size=2, repeats=1, trial_type=trial_type)
+    answer_all_trials(study, "a", _midpoint_answer)
+    analysis_services.study_analysis_recompute(study=study)
+    # when
+    groups = analysis_selectors.plot_midpoint_groups(study=study)
+    rows = analysis_selectors.plot_consistency_rows(study=study)
+    page = (
+        _logged_in(study.owner)
+        .get(reverse("dashboard:results", kwargs={"slug": study.slug}))
+        .content.decode()
+    )
+    # then: the stored pooled key "__all__" is never shown, and with one interface the pooled
+    # consistency bar (the same numbers again) is left out
+    assert [g.label for g in groups] == histograms
+    assert [(r.interface, r.n_pairs) for r in rows] == [(consistency[0], 1)]
+    assert "__all__" not in page
+    for label in [*histograms, *consistency]:
+        assert label in page
+
+
+@pytest.mark.parametrize(
+    ("trial_type", "whats"),
+    [
+        (Study.TrialType.CATEGORICAL, ["responses", "annotation-soft-labels", "soft-labels"]),
+        (Study.TrialType.MIXING_FACTOR, ["responses", "mixing-factor"]),
+        (Study.TrialType.CONSTRUCT_MIDPOINT, ["responses", "midpoints"]),
+        (Study.TrialType.SELECT_MIDPOINT, ["responses", "midpoints"]),
+        (Study.TrialType.IRI_2AFC, ["responses", "iri-alignment"]),
+        (Study.TrialType.IRI_CLUSTER, ["responses", "iri-alignment"]),
+    ],
+)
+def test_study_page_links_only_the_exports_its_interface_has(
+    make_study: Callable[..., Study], trial_type: str, whats: list[str]
+) -> None:
+    # given
+    study = make_study(trial_type=trial_type)
+    # when
+    page = (
+        _logged_in(study.owner)
+        .get(reverse("dashboard:study", kwargs={"slug": study.slug}))
+        .content.decode()
+    )
+    # then
+    exports = page[page.index('id="exports"') : page.index("Dataset bundle")]
+    linked = list(dict.fromkeys(re.findall(r"\?what=([a-z-]+)&", exports)))
+    assert linked == whats
+    npy = set(re.findall(r"\?what=([a-z-]+)&format=npy\"", exports))
+    assert npy == ({"annotation-soft-labels", "soft-labels"} & set(whats))

@@ -120,6 +120,9 @@ def _read_trial(page: Page) -> tuple[str, str]:
         expect(slider.locator(".hslider-thumb")).to_be_hidden()
         expect(slider).to_have_attribute("aria-valuetext", "Not set")
         assert slider.get_attribute("aria-valuenow") is None
+    expect(page.locator(".hslider-readout")).to_have_text(
+        ["Not set yet: click or tap on the line, or type a number"] * 2
+    )
     expect(page.locator("#submit-trial")).to_be_disabled()
     expect(page.locator("#slider-hint")).to_have_text("Set both sliders to continue.")
     return class1, class2
@@ -266,14 +269,15 @@ def test_mouse_only_journey_stores_what_was_clicked(
 
 
 # Keys pressed on the mixing and the confidence slider on each trial, and the values they set.
-# A first arrow key press starts from the middle (50).
+# There is no starting value: a slider is set by typing a number or by Home / End, and only then
+# do the arrow and Page keys move it (an arrow pressed first sets nothing).
 KEYBOARD_PLAN: list[tuple[list[str], list[str], int, int]] = [
     (["Home"], ["End"], 0, 100),
     (["End"], ["Home"], 100, 0),
-    (["ArrowRight"], ["ArrowLeft", "ArrowLeft", "ArrowLeft"], 51, 47),
-    (["PageUp"], ["PageDown"], 60, 40),
+    (["ArrowRight", "3", "7"], ["ArrowLeft", "8", "0", "ArrowLeft", "ArrowLeft"], 37, 78),
+    (["PageUp", "6", "PageUp"], ["1", "0", "0", "PageDown"], 16, 90),
     (["Home", "ArrowRight", "ArrowRight"], ["End", "PageDown", "ArrowDown"], 2, 89),
-    (["ArrowDown", "ArrowUp", "ArrowUp", "ArrowUp"], ["PageUp", "PageUp", "ArrowRight"], 52, 71),
+    (["5", "ArrowDown", "ArrowUp", "ArrowUp"], ["9", "9", "5", "PageUp", "ArrowRight"], 6, 16),
 ]
 
 
@@ -340,6 +344,49 @@ def test_keyboard_only_journey_stores_what_was_keyed(
     assert participant.debrief == {
         "Anything you would like to tell us about the task? (optional)": "Keyboard only."
     }
+
+
+HOW_TO_START = (
+    "Type a number from 0 to 100 to set this slider (or press Home or End to start from an "
+    "end); then the arrow keys move it."
+)
+
+
+@pytest.mark.parametrize("key", ["ArrowRight", "ArrowLeft", "ArrowUp", "PageDown"])
+def test_a_first_arrow_key_sets_nothing_and_says_how_to_start(
+    live_server: Any, participant_in_trials: Participant, page: Page, key: str
+) -> None:
+    # given: keyboard only, the focus on the unset mixing slider
+    page.goto(session_url(live_server, participant_in_trials))
+    wait_for_stimulus(page)
+    class1, class2 = _read_trial(page)
+    tab_to(page, "#mixing-slider")
+
+    # when
+    page.keyboard.press(key)
+
+    # then: no value, no thumb, and the page says how to set one (no anchor at 50)
+    slider = _mixing(page)
+    expect(page.locator("#mixing-readout")).to_have_text(HOW_TO_START)
+    expect(page.locator("#slider-hint")).to_have_text(HOW_TO_START)
+    expect(slider.locator(".hslider-thumb")).to_be_hidden()
+    expect(slider).to_have_attribute("aria-valuetext", "Not set")
+    assert slider.get_attribute("aria-valuenow") is None
+    expect(page.locator("#submit-trial")).to_be_disabled()
+    assert page.evaluate("() => window.scrollY") == 0  # the key did not scroll the page either
+
+    # when: the participant types the value they mean, then adjusts it
+    page.keyboard.type("64")
+    # then
+    expect(slider).to_have_attribute("aria-valuenow", "64")
+    page.keyboard.press(key)
+    moved = {"ArrowRight": 65, "ArrowLeft": 63, "ArrowUp": 65, "PageDown": 54}[key]
+    expect(slider).to_have_attribute("aria-valuenow", str(moved))
+    expect(page.locator("#mixing-readout")).to_have_text(
+        f"{100 - moved}% {class1}, {moved}% {class2}"
+    )
+    expect(page.locator("#slider-hint")).to_have_text("Now set the confidence slider to continue.")
+    assert input_count(page, "pointerdown") == 0
 
 
 # --- refusing an unset answer --------------------------------------------------------------

@@ -25,14 +25,28 @@ def _image_set(name: str, classes: tuple[str, ...], per_class: int = 2) -> Image
     )
 
 
-def test_a_draft_starts_with_cifar10_classes_and_the_default_texts(researcher: Any) -> None:
+def test_a_draft_starts_without_classes_and_with_the_default_texts(researcher: Any) -> None:
     # when
     study = builder_services.study_create_draft(
         owner_id=researcher.pk, slug="s", title="S", trial_type="construct_midpoint"
     )
     # then
-    assert (study.status, study.classes) == (Study.Status.DRAFT, list(imaging.CIFAR10_CLASSES))
+    assert (study.status, study.classes) == (Study.Status.DRAFT, [])
     assert study.completion_url == builder_services.PROLIFIC_COMPLETION_URL
+
+
+def test_a_draft_without_classes_takes_those_of_its_first_image_set(researcher: Any) -> None:
+    # given
+    study = builder_services.study_create_draft(
+        owner_id=researcher.pk, slug="s", title="S", trial_type="categorical"
+    )
+    # when
+    builder_services.study_stimuli_generate(
+        study=study, image_set=_image_set("shapes", ("Circle", "Square")), n_pairs=1, lambdas=[0.5]
+    )
+    # then
+    study.refresh_from_db()
+    assert study.classes == ["Circle", "Square"]
 
 
 def test_an_image_set_within_the_classes_keeps_them(researcher: Any) -> None:
@@ -152,3 +166,22 @@ def test_iri_import_is_refused_after_launch(researcher: Any) -> None:
         == "IRI sets can be imported only while the study is a draft; it is paused."
     )
     assert exc.value.status == 409
+
+
+def test_batches_split_the_stimuli_evenly_near_the_asked_size(researcher: Any) -> None:
+    # given: 34 stimuli (17 pairs × 2 λ)
+    study = StudyFactory(owner=researcher, classes=["Cat", "Dog"])
+    builder_services.study_stimuli_generate(
+        study=study,
+        image_set=_image_set("cats-dogs", ("Cat", "Dog"), per_class=6),
+        n_pairs=17,
+        lambdas=[0.25, 0.75],
+    )
+    # when
+    batches = builder_services.study_batches_build(study=study, batch_size=8)
+    # then: 9/9/8/8, not 8/8/8/8/2; every stimulus in exactly one batch
+    assert [b.number for b in batches] == [1, 2, 3, 4]
+    assert [b.items.count() for b in batches] == [9, 9, 8, 8]
+    placed = [item.stimulus_id for b in batches for item in b.items.all()]
+    assert sorted(placed) == sorted(study.stimuli.values_list("id", flat=True))
+    assert len(placed) == 34
