@@ -23,6 +23,7 @@ from elicitation import (
     builder_job_services,
     builder_services,
     imaging,
+    lifecycle_selectors,
     presenters,
     selectors,
     services,
@@ -116,7 +117,13 @@ def study_build(request: HttpRequest, slug: str) -> HttpResponse:
         "n_stimuli": selectors.stimulus_list(study=study).count(),
         "batches": list(selectors.batch_list(study=study)),
         "thumbnails": _thumbnails(study),
-        "statuses": Study.Status.choices,
+        "next_statuses": services.STUDY_TRANSITIONS[study.status],
+        "checklist": (
+            lifecycle_selectors.study_launch_checklist(study=study)
+            if study.status in (Study.Status.DRAFT, Study.Status.PAUSED)
+            else []
+        ),
+        "locked_reason": lifecycle_selectors.study_stimuli_locked_reason(study=study),
     }
     return render(request, "dashboard/builder_study.html", context)
 
