@@ -377,6 +377,7 @@ def _texts_initial(study: Study) -> dict[str, Any]:
         "debrief_questions": "\n".join(study.debrief_questions),
         "max_comprehension_failures": study.max_comprehension_failures,
         "completion_code": study.completion_code,
+        "pays_without_code": study.pays_without_code,
         "completion_url": study.completion_url,
         "catch_rate": settings.get("catch_rate"),
         "catch_threshold": settings.get("catch_threshold"),

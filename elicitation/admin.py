@@ -16,6 +16,7 @@ from django.db.models import Field, Model, QuerySet
 from django.forms import BaseModelForm
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from elicitation import lifecycle_selectors, services
 from elicitation.models import (
@@ -309,7 +310,7 @@ class StudyAdmin(ResearcherScopedAdmin):
         if not rows:
             return "-"
         return format_html_join(
-            format_html("<br>"),
+            mark_safe("<br>"),
             "{}: {} → {} by {} ({})",
             (
                 (
