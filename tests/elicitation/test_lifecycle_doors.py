@@ -48,7 +48,13 @@ def _study_in(owner: Any, status: str) -> Study:
     study = StudyFactory(owner=owner)
     stimuli = [StimulusFactory(study=study) for _ in range(4)]
     services.batches_build(study=study, stimuli=stimuli, batch_size=2)
-    path = {DRAFT: [], LIVE: [LIVE], PAUSED: [LIVE, PAUSED], CLOSED: [LIVE, CLOSED]}[status]
+    paths: dict[str, list[str]] = {
+        DRAFT: [],
+        LIVE: [LIVE],
+        PAUSED: [LIVE, PAUSED],
+        CLOSED: [LIVE, CLOSED],
+    }
+    path = paths[status]
     for step in path:
         services.study_set_status(study=study, status=step)
     return study

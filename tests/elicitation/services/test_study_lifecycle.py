@@ -34,7 +34,13 @@ def _ready_draft(owner: Any, **fields: Any) -> Study:
 
 def _in_status(owner: Any, status: str) -> Study:
     study = _ready_draft(owner)
-    path = {DRAFT: [], LIVE: [LIVE], PAUSED: [LIVE, PAUSED], CLOSED: [LIVE, CLOSED]}[status]
+    paths: dict[str, list[str]] = {
+        DRAFT: [],
+        LIVE: [LIVE],
+        PAUSED: [LIVE, PAUSED],
+        CLOSED: [LIVE, CLOSED],
+    }
+    path = paths[status]
     for step in path:
         services.study_set_status(study=study, status=step)
     return study
