@@ -303,3 +303,24 @@ def test_stimuli_and_batches_of_a_launched_study_cannot_be_deleted_in_the_admin(
     assert res.status_code == 403
     assert changelist.context["action_form"] is None  # no bulk "delete selected"
     assert _snapshot(consented) == before
+
+
+def test_no_code_i_pay_another_way_through_the_api_lets_the_study_launch() -> None:
+    # given a ready draft without a completion code
+    owner = _staff("owner")
+    study = _study_in(owner, DRAFT)
+    Study.objects.filter(pk=study.pk).update(completion_code="")
+    client = token_client(owner)
+    # when
+    patched = client.patch(
+        reverse("api:study-detail", kwargs={"slug": study.slug}),
+        {"pays_without_code": True},
+        format="json",
+    )
+    launched = client.post(
+        reverse("api:status", kwargs={"slug": study.slug}), {"status": LIVE}, format="json"
+    )
+    # then
+    assert (patched.status_code, patched.json()["pays_without_code"]) == (200, True)
+    assert (launched.status_code, launched.json()["status"]) == (200, LIVE)
+    assert list(study.transitions.values_list("to_status", "via")) == [(LIVE, "api")]
