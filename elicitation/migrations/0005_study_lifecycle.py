@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('elicitation', '0003_response_source'),
+        ('elicitation', '0004_response_payload_sha256'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
