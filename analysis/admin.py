@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from analysis.models import SoftLabel
-from elicitation.admin import ResearcherScopedAdmin
+from elicitation.admin import ResearcherScopedAdmin, StudyListFilter
 
 
 @admin.register(SoftLabel)
@@ -18,7 +18,7 @@ class SoftLabelAdmin(ResearcherScopedAdmin):
         "entropy",
         "updated_at",
     )
-    list_filter = ("study", "method")
+    list_filter = (StudyListFilter, "method")
     search_fields = ("stimulus__key",)
 
     # Labels are derived data: recompute them, never edit them.

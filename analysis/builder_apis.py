@@ -20,7 +20,7 @@ from elicitation import (
     services,
     uploads,
 )
-from elicitation.models import ImageSet, Study
+from elicitation.models import ImageSet, Study, StudyTransition
 from jobs.apis import JobOutputSerializer
 from jobs.models import Job
 
@@ -90,6 +90,7 @@ class BuilderStudyOutputSerializer(serializers.Serializer):
     max_comprehension_failures = serializers.IntegerField(allow_null=True)
     debrief_questions = serializers.ListField(child=serializers.CharField())
     completion_code = serializers.CharField(allow_blank=True)
+    pays_without_code = serializers.BooleanField()
     completion_url = serializers.CharField(allow_blank=True)
     settings = serializers.DictField(help_text="The interface settings in force (with defaults).")
 
@@ -165,6 +166,11 @@ class StudyUpdateApi(APIView):
             child=serializers.CharField(max_length=1000), required=False
         )
         completion_code = serializers.CharField(max_length=64, allow_blank=True, required=False)
+        pays_without_code = serializers.BooleanField(
+            required=False,
+            help_text="No code: the researcher pays another way (lets the study launch "
+            "without a completion code).",
+        )
         completion_url = serializers.CharField(max_length=500, allow_blank=True, required=False)
         settings = SettingsSerializer(required=False)
         participants_per_batch = serializers.IntegerField(min_value=1, required=False)
@@ -178,9 +184,10 @@ class StudyUpdateApi(APIView):
         responses=BuilderStudyOutputSerializer,
         summary="Edit a study's texts and settings (any time) or its structure (draft only)",
         description=(
-            "Texts, the completion code and URL, interface settings and participants per batch "
-            "change at any time; trial_type, classes and repeats only while the study is a "
-            "draft (409 otherwise). Every problem is reported, and nothing is saved unless all "
+            "Texts, the completion code and URL and interface settings change at any time; "
+            "trial_type, classes and repeats only while the study is a draft, and "
+            "participants_per_batch until anyone has consented (409 otherwise). Every problem "
+            "is reported, and nothing is saved unless all "
             "fields are valid."
         ),
         examples=[
@@ -528,23 +535,37 @@ class StudyStatusApi(APIView):
         class Meta:
             ref_name = "StudyStatusInput"
 
+        # Every status is accepted here so that a refused change (back to draft, out of closed)
+        # is answered by the lifecycle's own 409 naming the rule, not a generic choice error.
         status = serializers.ChoiceField(
             choices=[
                 (Study.Status.LIVE, "Launch (or resume)"),
                 (Study.Status.PAUSED, "Pause"),
                 (Study.Status.CLOSED, "Close"),
+                (Study.Status.DRAFT, "Draft (always refused once launched)"),
             ]
         )
 
     @extend_schema(
         request=InputSerializer,
         responses=BuilderStudyOutputSerializer,
-        summary="Launch, pause or close a study",
+        summary="Launch, pause, resume or close a study",
+        description=(
+            "draft → live ⇄ paused → closed. A launch (or resume) runs the launch checklist and "
+            "answers 409 with every problem left in extra.checklist; a launched study never "
+            "returns to draft and a closed one stays closed (409). Each change is recorded "
+            "with who made it."
+        ),
         examples=[OpenApiExample("Launch", value={"status": "live"}, request_only=True)],
     )
     def post(self, request: Request, slug: str) -> Response:
         study = study_for_researcher(slug=slug, request=request)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        study = services.study_set_status(study=study, status=serializer.validated_data["status"])
+        study = services.study_set_status(
+            study=study,
+            status=serializer.validated_data["status"],
+            actor_id=request.user.pk,
+            via=StudyTransition.Via.API,
+        )
         return Response(_study_data(study))

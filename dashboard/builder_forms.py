@@ -144,6 +144,12 @@ class TextsForm(forms.Form):
         label="Exclude after this many failed checks (empty: never)",
     )
     completion_code = forms.CharField(max_length=64, required=False)
+    pays_without_code = forms.BooleanField(
+        required=False,
+        label="No code: I pay another way",
+        help_text="Lets the study launch without a completion code (e.g. you pay a bonus by "
+        "participant id).",
+    )
     completion_url = forms.CharField(
         max_length=500,
         required=False,
@@ -171,6 +177,7 @@ class TextsForm(forms.Form):
                 "consent_html",
                 "max_comprehension_failures",
                 "completion_code",
+                "pays_without_code",
                 "completion_url",
             )
         }

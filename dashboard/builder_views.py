@@ -23,6 +23,7 @@ from elicitation import (
     builder_job_services,
     builder_services,
     imaging,
+    lifecycle_selectors,
     presenters,
     selectors,
     services,
@@ -116,7 +117,13 @@ def study_build(request: HttpRequest, slug: str) -> HttpResponse:
         "n_stimuli": selectors.stimulus_list(study=study).count(),
         "batches": list(selectors.batch_list(study=study)),
         "thumbnails": _thumbnails(study),
-        "statuses": Study.Status.choices,
+        "next_statuses": services.STUDY_TRANSITIONS[study.status],
+        "checklist": (
+            lifecycle_selectors.study_launch_checklist(study=study)
+            if study.status in (Study.Status.DRAFT, Study.Status.PAUSED)
+            else []
+        ),
+        "locked_reason": lifecycle_selectors.study_stimuli_locked_reason(study=study),
     }
     return render(request, "dashboard/builder_study.html", context)
 
@@ -387,6 +394,7 @@ def _texts_initial(study: Study) -> dict[str, Any]:
         "debrief_questions": "\n".join(study.debrief_questions),
         "max_comprehension_failures": study.max_comprehension_failures,
         "completion_code": study.completion_code,
+        "pays_without_code": study.pays_without_code,
         "completion_url": study.completion_url,
         "catch_rate": settings.get("catch_rate"),
         "catch_threshold": settings.get("catch_threshold"),

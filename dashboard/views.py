@@ -19,8 +19,8 @@ from rest_framework.authtoken.models import Token
 from analysis import exports, plots, scoring
 from analysis import selectors as analysis_selectors
 from dashboard import services as dashboard_services
-from elicitation import legacy_job_services, selectors, services
-from elicitation.models import Participant, Study
+from elicitation import legacy_job_services, lifecycle_selectors, selectors, services
+from elicitation.models import Participant, Study, StudyTransition
 from hmix_site.common.exceptions import ApplicationError
 from jobs import selectors as jobs_selectors
 from jobs.models import Job
@@ -91,7 +91,8 @@ def study_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "export_formats": ["csv", "json", "jsonl"],
         "links": selectors.study_entry_links(study=study, base_url=request.build_absolute_uri("/")),
         "export_whats": exports.study_whats(study=study),
-        "statuses": Study.Status.choices,
+        "next_statuses": services.STUDY_TRANSITIONS[study.status],
+        "transitions": lifecycle_selectors.study_transition_list(study=study),
     }
     return render(request, "dashboard/study_detail.html", context)
 
@@ -103,21 +104,54 @@ def study_monitor(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse(_monitor_json(_study(request, slug)))
 
 
+# Status changes that stop participants from arriving ask to be confirmed first (a page, so it
+# works without JavaScript); a launch shows its checklist on the builder instead.
+CONFIRMED_STATUSES = {
+    Study.Status.PAUSED: (
+        "Pause",
+        "New participants cannot start while the study is paused; those already taking part "
+        "can finish. You can resume it at any time.",
+    ),
+    Study.Status.CLOSED: (
+        "Close",
+        "Closing is final: the study can never take participants again. Those already taking "
+        "part can finish. Its data stay available for analysis and export.",
+    ),
+}
+
+
 @login_required
 @require_POST
 def study_status(request: HttpRequest, slug: str) -> HttpResponse:
+    """Launch, pause, resume or close (services.study_set_status). Pause and Close first render
+    a confirmation page whose form posts back with confirm=yes; a refusal renders the reasons
+    with its 4xx status."""
     study = _study(request, slug)
     status = request.POST.get("status", "")
-    if status not in Study.Status.values:
-        messages.error(request, f"Unknown status {status!r}.")
-    else:
+    context: dict[str, Any] = {"study": study, "status": status}
+    if status in CONFIRMED_STATUSES and request.POST.get("confirm") != "yes":
         try:
-            services.study_set_status(study=study, status=status)
-            messages.success(request, f"The study is now {study.get_status_display().lower()}.")
+            services.study_transition_check(study=study, status=status)
         except ApplicationError as exc:
-            messages.error(request, exc.message)
-        except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
+            context["error"] = exc.message
+            return render(request, "dashboard/study_status.html", context, status=exc.status)
+        verb, explanation = CONFIRMED_STATUSES[Study.Status(status)]
+        context.update(verb=verb, explanation=explanation)
+        return render(request, "dashboard/study_status.html", context)
+    try:
+        services.study_set_status(
+            study=study,
+            status=status,
+            actor_id=request.user.pk,
+            via=StudyTransition.Via.DASHBOARD,
+        )
+    except ApplicationError as exc:
+        context.update(error=exc.message, checklist=exc.extra.get("checklist", {}))
+        return render(request, "dashboard/study_status.html", context, status=exc.status)
+    except ValidationError as exc:
+        context["error"] = " ".join(exc.messages)
+        return render(request, "dashboard/study_status.html", context, status=400)
+    messages.success(request, f"The study is now {study.get_status_display().lower()}.")
     return HttpResponseRedirect(reverse("dashboard:study", kwargs={"slug": slug}))
 
 

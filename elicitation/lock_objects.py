@@ -42,3 +42,9 @@ def study_qs_select_for_update_no_key(*, study_id: int) -> QuerySet[Study]:
     # Serialises recomputes of one study's analyses; NO KEY UPDATE for the reason above (every
     # response references its study).
     return Study.objects.select_for_update(no_key=True).filter(id=study_id)
+
+
+def study_select_for_update(*, study_id: int) -> Study:
+    # Serialises status changes of one study. NO KEY UPDATE: arriving participants check their
+    # foreign key to the study with FOR KEY SHARE, which this lock does not block.
+    return Study.objects.select_for_update(no_key=True).get(id=study_id)

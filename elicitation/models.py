@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from hmix_site.common.models import BaseModel
+from hmix_site.common.validators import validate_web_url_template
 
 
 def _stimulus_upload_path(instance: "Stimulus", filename: str) -> str:
@@ -60,8 +61,13 @@ class Study(BaseModel):
     # [str, ...]: optional free-text questions at the end
     debrief_questions = models.JSONField(default=list, blank=True)
     completion_code = models.CharField(max_length=64, blank=True)
+    # The researcher pays another way (e.g. a bonus by participant id): a study may then launch
+    # without a completion code. Launching with neither is refused (study_launch_checklist).
+    pays_without_code = models.BooleanField(default=False)
     # "{code}" is replaced by the completion code; empty means "show the code only".
-    completion_url = models.CharField(max_length=500, blank=True)
+    completion_url = models.CharField(
+        max_length=500, blank=True, validators=[validate_web_url_template]
+    )
 
     label_method = models.CharField(max_length=64, default="clean-top2-clamp")
     label_params = models.JSONField(default=dict, blank=True)
@@ -83,6 +89,46 @@ class Study(BaseModel):
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+
+class StudyTransition(BaseModel):
+    """One change of a study's status: who made it, through which way in, from what to what
+    (created_at says when). Written only by services.study_set_status."""
+
+    class Via(models.TextChoices):
+        DASHBOARD = "dashboard", "Dashboard"
+        API = "api", "REST API"
+        ADMIN = "admin", "Django admin"
+        COMMAND = "command", "Management command or script"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="transitions")
+    # Kept when the account is deleted: the record still says that the change happened.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="study_transitions",
+    )
+    via = models.CharField(max_length=16, choices=Via.choices)
+    from_status = models.CharField(max_length=16, choices=Study.Status.choices)
+    to_status = models.CharField(max_length=16, choices=Study.Status.choices)
+
+    class Meta:
+        ordering = ["study", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(from_status=models.F("to_status")),
+                name="study_transition_changes_status",
+            ),
+            # No way back to a draft once launched (services.STUDY_TRANSITIONS has the rest).
+            models.CheckConstraint(
+                condition=~Q(to_status="draft"), name="study_transition_never_to_draft"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study_id}: {self.from_status} → {self.to_status}"
 
 
 class ImageSet(BaseModel):

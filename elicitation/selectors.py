@@ -19,6 +19,7 @@ from elicitation.models import (
     Trial,
 )
 from hmix_site.common import rawsql
+from hmix_site.common.validators import is_web_url
 
 
 def study_get_by_slug(*, slug: str) -> Study:
@@ -308,16 +309,20 @@ MTURK_QUERY = "workerId=...&assignmentId=...&hitId=..."
 def study_entry_links(*, study: Study, base_url: str) -> dict[str, str]:
     """The links to give the crowd platforms, and where participants are sent at the end."""
     entry = f"{base_url.rstrip('/')}/s/{study.slug}/"
+    completion_url = (
+        study.completion_url.replace("{code}", study.completion_code)
+        if study.completion_url and study.completion_code
+        else ""
+    )
     return {
         "direct": entry,
         "prolific": f"{entry}?{PROLIFIC_QUERY}",
         "mturk": f"{entry}?{MTURK_QUERY}",
         "completion_code": study.completion_code,
-        "completion_url": (
-            study.completion_url.replace("{code}", study.completion_code)
-            if study.completion_url and study.completion_code
-            else ""
-        ),
+        # Checked again here although every way in validates it: the completion page links to
+        # and redirects to this address, so anything but http(s) (a `javascript:` URL stored
+        # before validation, or written around it) is dropped and the code shown instead.
+        "completion_url": completion_url if is_web_url(completion_url) else "",
     }
 
 

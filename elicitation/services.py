@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analysis import recompute_services
-from elicitation import displays, lock_objects, payloads, selectors
+from elicitation import displays, lifecycle_selectors, lock_objects, payloads, selectors
 from elicitation.models import (
     Batch,
     BatchItem,
@@ -21,11 +21,13 @@ from elicitation.models import (
     Response,
     Stimulus,
     Study,
+    StudyTransition,
     Trial,
 )
 from elicitation.payloads import parse_categorical, parse_comprehension
 from elicitation.strategies import batch_sizes, choose_batch
 from hmix_site.common.exceptions import ApplicationError
+from hmix_site.common.validators import validate_web_url_template
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +62,72 @@ def study_create(
     return study
 
 
+# The study lifecycle: draft → live ⇄ paused → closed. A launched study never becomes a draft
+# again (its answers were given under its structure), and closing is final.
+STUDY_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    Study.Status.DRAFT: (Study.Status.LIVE,),
+    Study.Status.LIVE: (Study.Status.PAUSED, Study.Status.CLOSED),
+    Study.Status.PAUSED: (Study.Status.LIVE, Study.Status.CLOSED),
+    Study.Status.CLOSED: (),
+}
+
+
+def study_transition_check(*, study: Study, status: str) -> None:
+    """Raise why the study cannot move to `status` now (ApplicationError, 409), else nothing.
+
+    A launch or a resume also runs the launch checklist (lifecycle_selectors) and lists every
+    problem left."""
+    if status not in Study.Status.values:
+        raise ValidationError(
+            {"status": f"Unknown status {status!r}; expected one of {Study.Status.values}."}
+        )
+    current = Study.Status(study.status)
+    target = Study.Status(status)
+    extra = {"from": current.value, "to": target.value}
+    if target == current:
+        raise ApplicationError(f"The study is already {current.label.lower()}.", extra, status=409)
+    if target not in STUDY_TRANSITIONS[current]:
+        if target == Study.Status.DRAFT:
+            message = (
+                "A launched study cannot go back to draft: its answers were given under its "
+                "stimuli, classes and settings."
+            )
+        elif current == Study.Status.CLOSED:
+            message = "The study is closed, and a closed study cannot be reopened."
+        else:
+            message = f"A draft study cannot be {target.label.lower()}: launch it first."
+        raise ApplicationError(message, extra, status=409)
+    if target == Study.Status.LIVE:
+        problems = [c for c in lifecycle_selectors.study_launch_checklist(study=study) if not c.ok]
+        if problems:
+            raise ApplicationError(
+                "The study cannot go live yet: " + " ".join(c.problem for c in problems),
+                {**extra, "checklist": {c.name: c.problem for c in problems}},
+                status=409,
+            )
+
+
 @transaction.atomic
-def study_set_status(*, study: Study, status: str) -> Study:
-    if status == Study.Status.LIVE and not study.batches.exists():
-        raise ApplicationError("A study needs at least one batch before it can go live.")
-    study.status = status
-    study.full_clean()
-    study.save(update_fields=["status", "updated_at"])
+def study_set_status(
+    *,
+    study: Study,
+    status: str,
+    actor_id: int | None = None,
+    via: str = StudyTransition.Via.COMMAND,
+) -> Study:
+    """Move the study along its lifecycle (study_transition_check) and record who did it, when,
+    through which way in, from what and to what. The only writer of Study.status."""
+    locked = lock_objects.study_select_for_update(study_id=study.id)
+    study_transition_check(study=locked, status=status)
+    transition = StudyTransition(
+        study=locked, actor_id=actor_id, via=via, from_status=locked.status, to_status=status
+    )
+    transition.full_clean()
+    locked.status = status
+    locked.save(update_fields=["status", "updated_at"])
+    transition.save()
+    study.status = locked.status
+    study.updated_at = locked.updated_at
     return study
 
 
@@ -77,13 +138,16 @@ def batches_build(
     """Split the stimuli, shuffled, into batches of about `batch_size` whose sizes differ by at
     most one (strategies.batch_sizes says how many and how large).
 
-    Each batch gets the study's participants_per_batch as its target. Refuses to rebuild batches
-    once participants hold any, since that would orphan their trials.
+    Each batch gets the study's participants_per_batch as its target. Refuses once anyone has
+    consented: the batches' stimuli and targets are what those participants were promised.
     """
     if batch_size < 1:
         raise ValidationError({"batch_size": "batch_size must be at least 1."})
-    if Participant.objects.filter(study=study, batch__isnull=False).exists():
-        raise ApplicationError("Batches cannot be rebuilt once participants were assigned.")
+    if lifecycle_selectors.study_has_consented(study=study):
+        raise ApplicationError(
+            "Batches cannot be rebuilt once participants have consented to the study.",
+            status=409,
+        )
     study.batches.all().delete()
     order = list(stimuli)
     random.Random(seed).shuffle(order)  # noqa: S311 (reproducible layout, not a secret)
@@ -647,6 +711,7 @@ STUDY_TEXT_FIELDS = (
     "max_comprehension_failures",
     "debrief_questions",
     "completion_code",
+    "pays_without_code",
     "completion_url",
     "settings",
     "participants_per_batch",
@@ -654,7 +719,7 @@ STUDY_TEXT_FIELDS = (
 )
 # Editable only while the study is a draft: changing them under live data would make earlier
 # and later answers incomparable (another interface, class list or number of repeats).
-STUDY_STRUCTURAL_FIELDS = ("trial_type", "classes", "repeats")
+STUDY_STRUCTURAL_FIELDS = lifecycle_selectors.STRUCTURE_FIELDS
 MAX_REPEATS = 20
 # Interface settings a researcher may set (defaults.study_settings_defaults), with their ranges.
 STUDY_SETTING_RANGES = {"catch_rate": (0.0, 1.0), "catch_threshold": (0.0, 100.0)}
@@ -723,17 +788,11 @@ def _study_debrief_clean(value: Any) -> list[str]:
 
 
 def _study_completion_url_clean(value: Any) -> str:
-    from django.core.validators import URLValidator
-
     url = _text(value, "The completion URL", max_length=500, blank=True).strip()
-    if url:
-        try:
-            URLValidator(schemes=["https", "http"])(url.replace("{code}", "CODE"))
-        except ValidationError as exc:
-            raise ValueError(
-                "The completion URL must be a web address (https://…); {code} stands for the "
-                "completion code."
-            ) from exc
+    try:
+        validate_web_url_template(url)
+    except ValidationError as exc:
+        raise ValueError(" ".join(exc.messages)) from exc
     return url
 
 
@@ -780,6 +839,10 @@ def _study_field_clean(study: Study, name: str, value: Any) -> Any:
         return code
     if name == "completion_url":
         return _study_completion_url_clean(value)
+    if name == "pays_without_code":
+        if not isinstance(value, bool):
+            raise ValueError("“No code: I pay another way” must be true or false.")
+        return value
     if name == "settings":
         return _study_settings_clean(study, value)
     if name == "participants_per_batch":
@@ -815,13 +878,11 @@ def _study_field_clean(study: Study, name: str, value: Any) -> Any:
     return classes
 
 
-@transaction.atomic
-def study_update(*, study: Study, **fields: Any) -> Study:
-    """Change a study's texts and settings (any time) or its structure (only while a draft).
-
-    Every field is checked and every problem is reported at once, keyed by field; nothing is
-    saved unless all are valid. The status changes through study_set_status, the slug never.
-    """
+def study_update_check(*, study: Study, **fields: Any) -> dict[str, Any]:
+    """Every rule of study_update, without writing: the cleaned values of the fields that
+    change, or ValidationError (bad values, every problem keyed by field) / ApplicationError
+    (409: a field the lifecycle has locked, lifecycle_selectors.study_locked_fields). The admin
+    runs it while validating its form, so a refusal shows on the form."""
     errors: dict[str, str] = {}
     cleaned: dict[str, Any] = {}
     for name, value in fields.items():
@@ -834,18 +895,29 @@ def study_update(*, study: Study, **fields: Any) -> Study:
             errors[name] = str(exc)
     if errors:
         raise ValidationError(errors)
-    structural = sorted(
-        name
-        for name in STUDY_STRUCTURAL_FIELDS
-        if name in cleaned and cleaned[name] != getattr(study, name)
+    locked = lifecycle_selectors.study_locked_fields(study=study)
+    refused = sorted(
+        name for name in cleaned if name in locked and cleaned[name] != getattr(study, name)
     )
-    if structural and study.status != Study.Status.DRAFT:
+    if refused:
+        reasons = {locked[name] for name in refused}
         raise ApplicationError(
-            f"{', '.join(structural)} can only change while the study is a draft; it is "
-            f"{study.get_status_display().lower()}.",
-            {"fields": structural, "status": study.status},
+            f"{', '.join(refused)} {' '.join(sorted(reasons))}",
+            {"fields": refused, "status": study.status},
             status=409,
         )
+    return cleaned
+
+
+@transaction.atomic
+def study_update(*, study: Study, **fields: Any) -> Study:
+    """Change a study's texts and settings (any time), its structure (only while a draft) and
+    its batch targets (until anyone has consented).
+
+    Every field is checked and every problem is reported at once, keyed by field; nothing is
+    saved unless all are valid. The status changes through study_set_status, the slug never.
+    """
+    cleaned = study_update_check(study=study, **fields)
     for name, value in cleaned.items():
         setattr(study, name, value)
     try:

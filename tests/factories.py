@@ -53,3 +53,5 @@ class StimulusFactory(factory.django.DjangoModelFactory):
     class1 = "Cat"
     class2 = "Dog"
     lam = 0.25
+    # A real (tiny) stored file: a study launches only once every stimulus has its image.
+    image = factory.django.ImageField(width=4, height=4, format="PNG")

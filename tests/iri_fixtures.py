@@ -69,7 +69,8 @@ def iri_study_create(
     settings: dict[str, Any] | None = None,
     **fields: Any,
 ) -> Study:
-    """A draft study of trial type E or F with the default texts of its type."""
+    """A draft study of trial type E or F with the default texts of its type and a completion
+    code (a study cannot launch without one)."""
     return services.study_create(
         slug=slug,
         title="Which image is closer?",
@@ -77,7 +78,7 @@ def iri_study_create(
         owner_id=owner.id,
         classes=CLASSES,
         settings=settings or {},
-        **{**study_texts(trial_type), **fields},
+        **{**study_texts(trial_type), "completion_code": "IRI-DONE", **fields},
     )
 
 

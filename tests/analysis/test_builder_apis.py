@@ -643,29 +643,35 @@ def test_batches_are_not_rebuilt_once_participants_hold_them(make_study: Any) ->
     res = token_client(study.owner).post(_url("batches", study), {"batch_size": 4}, format="json")
     # then
     assert (res.status_code, res.json()["message"]) == (
-        400,
-        "Batches cannot be rebuilt once participants were assigned.",
+        409,
+        "Batches cannot be rebuilt once participants have consented to the study.",
     )
     assert list(Batch.objects.values_list("id", flat=True)) == before
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "status", "message"),
     [
-        ({"status": "live"}, "A study needs at least one batch before it can go live."),
-        ({"status": "draft"}, 'status: "draft" is not a valid choice.'),
-        ({}, "status: This field is required."),
+        (
+            {"status": "live"},
+            409,
+            "The study cannot go live yet: Build the batches (the Batches step). No batches yet.",
+        ),
+        ({"status": "draft"}, 409, "The study is already draft."),
+        ({"status": "paused"}, 409, "A draft study cannot be paused: launch it first."),
+        ({}, 400, "status: This field is required."),
     ],
 )
-def test_status_refuses(researcher: Any, body: dict[str, Any], message: str) -> None:
+def test_status_refuses(researcher: Any, body: dict[str, Any], status: int, message: str) -> None:
     # given
     study = _draft(researcher)
     # when
     res = token_client(researcher).post(_url("status", study), body, format="json")
     # then
     study.refresh_from_db()
-    assert (res.status_code, res.json()["message"]) == (400, message)
+    assert (res.status_code, res.json()["message"]) == (status, message)
     assert study.status == Study.Status.DRAFT
+    assert study.transitions.exists() is False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -311,3 +311,33 @@ def test_simulated_participants_answer_the_iri_interfaces(trial_type: str, resea
     assert (result["errors"], result["completed"]) == (0, 3)
     assert result["all_completed_stored"] is True
     assert set(study.analysis_results.values_list("kind", flat=True)) == {"iri-alignment"}
+
+
+def test_create_study_live_without_a_completion_code_stays_a_draft(
+    tmp_path: Path, researcher: Any
+) -> None:
+    # given
+    for cls, colour in (("Cat", (200, 0, 0)), ("Dog", (0, 0, 200))):
+        for i in range(2):
+            _png(tmp_path / "imgs" / cls / f"{i}.png", colour)
+    _run("import_images", name="pets", folder=tmp_path / "imgs")
+    # when
+    with pytest.raises(CommandError) as exc:
+        _run(
+            "create_mixup_study",
+            slug="pets-nocode",
+            title="Pets",
+            owner=researcher.username,
+            image_set="pets",
+            n_pairs=2,
+            lambdas=[0.5],
+            batch_size=2,
+            live=True,
+        )
+    # then
+    assert str(exc.value).startswith(
+        "Created 'pets-nocode' as a draft, but it cannot go live: The study cannot go live yet: "
+        "Set a completion code"
+    )
+    study = Study.objects.get(slug="pets-nocode")
+    assert (study.status, study.transitions.exists()) == (Study.Status.DRAFT, False)

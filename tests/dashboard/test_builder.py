@@ -809,7 +809,10 @@ def test_batches_are_not_rebuilt_once_participants_hold_them(
     # then
     study.refresh_from_db()
     assert res.status_code == 400
-    assert "Batches cannot be rebuilt once participants were assigned." in _errors(res)
+    assert (
+        "participants_per_batch can no longer change: participants have consented to the study."
+        in _errors(res)
+    )
     assert list(study.batches.values_list("id", "target")) == before
     assert study.participants_per_batch == 3
 

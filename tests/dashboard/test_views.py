@@ -96,7 +96,7 @@ def test_pause_and_relaunch(make_study: Callable[..., Study]) -> None:
     client = _logged_in(study.owner)
     url = reverse("dashboard:status", kwargs={"slug": study.slug})
     # when
-    client.post(url, {"status": "paused"})
+    client.post(url, {"status": "paused", "confirm": "yes"})
     study.refresh_from_db()
     paused = study.status
     client.post(url, {"status": "live"})

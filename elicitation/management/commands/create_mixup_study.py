@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from elicitation import services, stimulus_services
 from elicitation.defaults import categorical_study_texts
 from elicitation.models import ImageSet, Study
+from hmix_site.common.exceptions import ApplicationError
 
 
 def _floats(text: str) -> list[float]:
@@ -79,7 +80,12 @@ class Command(BaseCommand):
             study=study, stimuli=stimuli, batch_size=options["batch_size"], seed=options["seed"]
         )
         if options["live"]:
-            services.study_set_status(study=study, status=Study.Status.LIVE)
+            try:
+                services.study_set_status(study=study, status=Study.Status.LIVE)
+            except ApplicationError as exc:
+                raise CommandError(
+                    f"Created '{study.slug}' as a draft, but it cannot go live: {exc.message}"
+                ) from exc
         self.stdout.write(
             f"Created '{study.slug}': {len(stimuli)} stimuli in {len(batches)} batches, "
             f"status {study.status}. Edit consent, instructions and the comprehension check in "
