@@ -361,7 +361,8 @@ def column_meaning(member: Member, column: str, classes: list[str]) -> str:
         table = ANALYSIS_COLUMNS
     if column in table:
         return table[column]
-    if member.what == "soft-labels" and column in classes:
+    # A class column's header is the class name, neutralised like any CSV text cell.
+    if member.what == "soft-labels" and column in {exports.csv_safe(c) for c in classes}:
         return f"Probability of class {column} (the {len(classes)} class columns sum to 1)."
     return "(not described: a field added after this dictionary was written)"
 

@@ -194,8 +194,8 @@ _JSON_COLUMNS = (
     ("value", "r.value"),
     (
         "raw",
-        "(CASE WHEN %(raw_ids)s OR jsonb_typeof(r.raw) <> 'object' THEN r.raw "
-        "ELSE r.raw - 'subject' END)",
+        "(CASE WHEN %(raw_ids)s OR r.source <> 'imported' OR jsonb_typeof(r.raw) <> 'object' "
+        "THEN r.raw ELSE r.raw - 'subject' END)",
     ),
 )
 
@@ -231,17 +231,19 @@ def responses_csv_sql() -> str:
     external_id = "NULLIF(p.external_id, '')"
     columns = [
         "r.id",
-        csv_safe("NULLIF(p.pseudonym, '')"),
-        csv_safe("NULLIF(p.platform, '')"),
+        # Pseudonyms are hex digits, platforms and kinds fixed words: nothing to neutralise.
+        "NULLIF(p.pseudonym, '')",
+        "NULLIF(p.platform, '')",
         f"CASE WHEN %(raw_ids)s THEN {csv_safe(external_id)} END",
         "b.number",
         csv_safe("NULLIF(s.key, '')"),
-        csv_safe("NULLIF(r.kind, '')"),
+        "NULLIF(r.kind, '')",
         "r.position",
         "r.rt_ms",
-        csv_safe("NULLIF((%(classes)s::text[])[r.top_class + 1], '')"),
+        # %(classes)s holds the class names already neutralised (exports._responses_copy).
+        "NULLIF((%(classes)s::text[])[r.top_class + 1], '')",
         pyfloat("r.p1_pct"),
-        csv_safe("NULLIF((%(classes)s::text[])[r.second_class + 1], '')"),
+        "NULLIF((%(classes)s::text[])[r.second_class + 1], '')",
         pyfloat("r.p2_pct"),
         _names_list("r.impossible", "%(class_json)s::text[]", ","),
         "class_order_c.cell",

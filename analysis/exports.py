@@ -109,11 +109,12 @@ def _class_name(study: Study, index: int | None) -> str:
     return "" if index is None else study.classes[index]
 
 
-def _raw(raw: Any, *, raw_ids: bool) -> Any:
-    # An imported row's `subject` is the participant's platform id (export_sql._JSON_COLUMNS).
-    if raw_ids or not isinstance(raw, dict):
-        return raw
-    return {k: v for k, v in raw.items() if k != "subject"}
+def _raw(r: Response, *, raw_ids: bool) -> Any:
+    # An imported row's `subject` is the participant's platform id (export_sql._JSON_COLUMNS);
+    # a live row's raw is the browser's answer, which holds no id.
+    if raw_ids or r.source != Response.Source.IMPORTED or not isinstance(r.raw, dict):
+        return r.raw
+    return {k: v for k, v in r.raw.items() if k != "subject"}
 
 
 def response_record_dict(study: Study, r: Response, *, raw_ids: bool = False) -> dict[str, Any]:
@@ -134,7 +135,7 @@ def response_record_dict(study: Study, r: Response, *, raw_ids: bool = False) ->
         "impossible": [study.classes[i] for i in r.impossible],
         "class_order": r.display.get("class_order"),
         "value": r.value,
-        "raw": _raw(r.raw, raw_ids=raw_ids),
+        "raw": _raw(r, raw_ids=raw_ids),
         "client_key": str(r.client_key),
         "created_at": r.created_at.isoformat(),
     }
@@ -363,6 +364,8 @@ def responses_python(*, study: Study, fmt: str, until: int, raw_ids: bool = Fals
 
 def _responses_copy(study: Study, fmt: str, until: int, raw_ids: bool) -> Iterator[str | bytes]:
     params = {"study": study.id, **export_sql.class_params(study, raw_ids=raw_ids)}
+    # The class-name cells of the CSV, neutralised once here rather than on every row in SQL.
+    params["classes"] = [csv_safe(c) for c in params["classes"]]
     windows = export_sql.response_windows(study=study, until=until)
     if fmt == "csv":
         yield _csv_line(RESPONSE_COLUMNS)

@@ -47,6 +47,10 @@ def hostile_study(make_study: Callable[..., Study]) -> Study:
         Participant.objects.filter(study=study, external_id=pid).update(external_id=hostile)
     for stimulus, key in zip(study.stimuli.order_by("id"), HOSTILE_KEYS, strict=True):
         Stimulus.objects.filter(id=stimulus.id).update(key=key)
+    classes = list(study.classes)
+    classes[classes.index("Cat")] = "-Cat"  # a class name a spreadsheet would compute
+    Study.objects.filter(id=study.id).update(classes=classes)
+    study.refresh_from_db()
     services.study_aggregate(study=study)
     return study
 
@@ -76,7 +80,7 @@ def test_a_formula_in_a_platform_id_or_stimulus_key_is_neutralised_in_csv(
     # then every cell that would run is prefixed with a single quote, and only those
     assert {r["external_id"] for r in rows} == {"'" + v for v in HOSTILE_IDS.values()}
     assert {r["stimulus"] for r in rows} == {"'-2+3.png", "'\tx.png", "plain.png"}
-    assert {r["top_class"] for r in rows} == {"Cat"}
+    assert {(r["top_class"], r["second_class"]) for r in rows} == {("'-Cat", "Dog")}
 
 
 def test_the_copy_and_python_paths_write_the_same_neutralised_bytes(
