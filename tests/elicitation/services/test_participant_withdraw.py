@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -430,3 +431,35 @@ def test_the_command_refuses_and_changes_nothing(
             stdout=io.StringIO(),
         )
     assert _state(study) == before
+
+
+# --- the admin: the log, read-only ---------------------------------------------------------------
+
+
+def test_the_admin_shows_the_log_to_the_studys_researchers_only_and_never_deletes_it(
+    study: Study, make_study: Callable[..., Study]
+) -> None:
+    # given a withdrawal in the owner's study, and staff accounts for the owner and another
+    privacy_services.participant_withdraw(
+        participant=_leaver(study), user_id=study.owner_id, mode="exclude"
+    )
+    withdrawal = ParticipantWithdrawal.objects.get()
+    owner, other = study.owner, UserFactory(username="other")
+    for user in (owner, other):
+        user.is_staff = True
+        user.save()
+        user.user_permissions.set(
+            Permission.objects.filter(content_type__app_label__in=["elicitation", "analysis"])
+        )
+    url = reverse("admin:elicitation_participantwithdrawal_changelist")
+    delete = reverse("admin:elicitation_participantwithdrawal_delete", args=[withdrawal.pk])
+    superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
+    # when
+    seen_by_owner = _dashboard(owner).get(url)
+    seen_by_other = _dashboard(other).get(url)
+    deleted_by_root = _dashboard(superuser).post(delete, {"post": "yes"})
+    # then
+    assert withdrawal.pseudonym.encode() in seen_by_owner.content
+    assert withdrawal.pseudonym.encode() not in seen_by_other.content
+    assert deleted_by_root.status_code == 403
+    assert ParticipantWithdrawal.objects.count() == 1
