@@ -109,10 +109,10 @@ def _class_name(study: Study, index: int | None) -> str:
     return "" if index is None else study.classes[index]
 
 
-def _raw(r: Response, *, raw_ids: bool) -> Any:
+def _raw(study: Study, r: Response, *, raw_ids: bool) -> Any:
     # An imported row's `subject` is the participant's platform id (export_sql._JSON_COLUMNS);
     # a live row's raw is the browser's answer, which holds no id.
-    if raw_ids or r.source != Response.Source.IMPORTED or not isinstance(r.raw, dict):
+    if export_sql.keeps_raw_subject(study=study, raw_ids=raw_ids) or not isinstance(r.raw, dict):
         return r.raw
     return {k: v for k, v in r.raw.items() if k != "subject"}
 
@@ -135,7 +135,7 @@ def response_record_dict(study: Study, r: Response, *, raw_ids: bool = False) ->
         "impossible": [study.classes[i] for i in r.impossible],
         "class_order": r.display.get("class_order"),
         "value": r.value,
-        "raw": _raw(r, raw_ids=raw_ids),
+        "raw": _raw(study, r, raw_ids=raw_ids),
         "client_key": str(r.client_key),
         "created_at": r.created_at.isoformat(),
     }

@@ -224,8 +224,13 @@ def test_a_participant_written_around_the_services_gets_its_pseudonym_on_export(
     )
 
 
-def test_an_imported_rows_raw_subject_is_only_in_raw_id_exports(tmp_path: Path) -> None:
-    # given a legacy import (its raw rows carry the subject id)
+@pytest.mark.parametrize("use_copy", [True, False])
+def test_an_imported_rows_raw_subject_is_only_in_raw_id_exports(
+    use_copy: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a legacy import (its raw rows carry the subject id), exported by either path
+    if not use_copy:
+        monkeypatch.setattr(exports, "uses_copy", lambda: False)
     from elicitation.legacy_services import legacy_import
     from tests import legacy_fixtures as fx
 
