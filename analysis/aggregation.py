@@ -194,8 +194,9 @@ def _check_gamma(gamma: float) -> None:
 
 def _reject_same_second(b: AnnotationBatch) -> None:
     # docs/methods/soft-labels.md#clean-top2-clamp: a second class equal to the top class is
-    # refused (Q1 fixed).
-    same = (b.second >= 0) & (b.second == b.top)
+    # refused (Q1 fixed). A second class without p2 (kept by the legacy import for the
+    # exclusion rules) is no second class to any construction, so it cannot clash.
+    same = b.has_second & (b.second == b.top)
     if same.any():
         raise ValueError(f"second class equals top class ({int(b.top[same][0])})")
 

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from analysis import exports, selectors
 from analysis.aggregation import Method
 from analysis.models import AnalysisResult
+from elicitation import privacy_services
 from elicitation import selectors as elicitation_selectors
 from elicitation import services as elicitation_services
 from elicitation.models import Participant, Study
@@ -43,6 +44,12 @@ def cursor_page(
     page = paginator.paginate_queryset(qs, request, view=view) or []
     items = [row(r) for r in page] if row else page
     return paginator.get_paginated_response(serializer(items, many=True).data)
+
+
+RAW_IDS_HELP = (
+    "Also write the participants' platform ids (PROLIFIC_PID, workerId): personal data. "
+    "Without it they are named by their pseudonym only (a keyed hash)."
+)
 
 
 def study_for_researcher(*, slug: str, request: Request) -> Study:
@@ -123,6 +130,7 @@ class ParticipantListApi(APIView):
             ref_name = "ParticipantOutput"  # nested serializers share a class name
 
         token = serializers.UUIDField()
+        pseudonym = serializers.CharField(help_text="How the exports name the participant")
         platform = serializers.CharField()
         external_id = serializers.CharField()
         stage = serializers.CharField()
@@ -232,7 +240,7 @@ class ResponseListApi(APIView):
         id = serializers.IntegerField()
         participant = serializers.CharField()
         platform = serializers.CharField()
-        external_id = serializers.CharField()
+        external_id = serializers.CharField(allow_null=True)
         batch = serializers.IntegerField(allow_null=True)
         stimulus = serializers.CharField()
         kind = serializers.CharField()
@@ -251,8 +259,11 @@ class ResponseListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("participant", OpenApiTypes.UUID, description="Session token"),
+            OpenApiParameter(
+                "participant", OpenApiTypes.STR, description="Pseudonym (as in the exports)"
+            ),
             OpenApiParameter("stimulus", OpenApiTypes.STR, description="Stimulus key"),
+            OpenApiParameter("raw_ids", OpenApiTypes.BOOL, description=RAW_IDS_HELP),
             OpenApiParameter("cursor", OpenApiTypes.STR),
             OpenApiParameter("page_size", OpenApiTypes.INT),
         ],
@@ -268,9 +279,9 @@ class ResponseListApi(APIView):
                     "results": [
                         {
                             "id": 3,
-                            "participant": "5da39b17-3548-4341-a9d1-aeacb5fa9d97",
+                            "participant": "3f2a9c0d41b7e655",
                             "platform": "prolific",
-                            "external_id": "5f1d2c...",
+                            "external_id": None,
                             "batch": 2,
                             "stimulus": "mixed_0.25_Circle_3_Square_5.png",
                             "kind": "main",
@@ -311,10 +322,17 @@ class ResponseListApi(APIView):
         study = study_for_researcher(slug=slug, request=request)
         participant = request.query_params.get("participant")
         if participant:
-            serializers.UUIDField().run_validation(participant)
+            serializers.RegexField(
+                r"^[0-9a-f]{16}$",
+                error_messages={"invalid": "participant must be a pseudonym: 16 hex digits."},
+            ).run_validation(participant)
+        raw_ids = serializers.BooleanField().run_validation(
+            request.query_params.get("raw_ids", "false")
+        )
+        privacy_services.participant_pseudonyms_fill(study=study)
         qs = elicitation_selectors.response_list(
             study=study,
-            participant_token=participant,
+            participant_pseudonym=participant,
             stimulus_key=request.query_params.get("stimulus"),
         ).select_related("participant__batch")
         return cursor_page(
@@ -322,7 +340,7 @@ class ResponseListApi(APIView):
             self,
             qs,
             self.OutputSerializer,
-            row=lambda r: exports.response_record_dict(study, r),
+            row=lambda r: exports.response_record_dict(study, r, raw_ids=raw_ids),
         )
 
 
@@ -448,6 +466,7 @@ class ExportApi(APIView):
                     "exactly the rows of the .npy."
                 ),
             ),
+            OpenApiParameter("raw_ids", OpenApiTypes.BOOL, description=RAW_IDS_HELP),
         ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
         summary="Stream an export (the same files as `manage.py export`)",
@@ -462,6 +481,9 @@ class ExportApi(APIView):
             if until_text
             else exports.export_until(study=study, what=what)
         )
+        raw_ids = serializers.BooleanField().run_validation(
+            request.query_params.get("raw_ids", "false")
+        )
         try:
             stream = exports.export_stream(
                 study=study,
@@ -469,6 +491,7 @@ class ExportApi(APIView):
                 fmt=fmt,
                 method=method_from_query(request, study),
                 until=until,
+                raw_ids=raw_ids,
             )
         except exports.ExportError as exc:
             raise serializers.ValidationError({"export": str(exc)}) from exc

@@ -2,7 +2,9 @@
 
 Every member is streamed into the zip (`ZipFile.open(name, "w")`) from the same generators as
 `manage.py export` and the REST export, so memory does not grow with the study and each file is
-byte-identical to the single export of the same name.
+byte-identical to the single export of the same name. Participants are named by their
+pseudonym, never by their session token; their platform ids are in it only when asked for
+(`raw_ids`), and the datasheet says which.
 """
 
 import csv
@@ -194,7 +196,10 @@ def bundle_counts(*, study: Study, method: Method) -> BundleCounts:
             "stage",
         ),
         responses_by_kind=_count_by(
-            Response.objects.filter(study=study).values("kind").annotate(n=Count("id")), "kind"
+            selectors.without_withdrawn(Response.objects.filter(study=study))
+            .values("kind")
+            .annotate(n=Count("id")),
+            "kind",
         ),
         stimuli=study.stimuli.count(),
         batches=study.batches.count(),
@@ -228,10 +233,13 @@ def bundle_rows(members: list[Member], counts: BundleCounts) -> int:
 
 RESPONSE_COLUMNS = {
     "id": "Response id (database key; grows in the order responses were stored).",
-    "participant": "The participant's session token (a random UUID; pseudonymous).",
+    "participant": "The participant's pseudonym: a keyed hash (HMAC-SHA256, 16 hex digits) of "
+    "their platform id within this study; stable across exports, not reversible without the "
+    "site's key, different for the same worker in another study.",
     "platform": "Where the participant came from: prolific, mturk or direct.",
-    "external_id": "The platform's participant id (PROLIFIC_PID / MTurk workerId); "
-    "personal data: remove it before publishing.",
+    "external_id": "The platform's participant id (PROLIFIC_PID / MTurk workerId), only in a "
+    "bundle built with raw platform ids (empty otherwise); personal data: remove it before "
+    "publishing.",
     "batch": "Number of the batch of stimuli the participant was given.",
     "stimulus": "Key of the stimulus the response is about.",
     "kind": "Trial kind: main, repeat (a stimulus shown again), practice, catch or gold.",
@@ -353,7 +361,8 @@ def column_meaning(member: Member, column: str, classes: list[str]) -> str:
         table = ANALYSIS_COLUMNS
     if column in table:
         return table[column]
-    if member.what == "soft-labels" and column in classes:
+    # A class column's header is the class name, neutralised like any CSV text cell.
+    if member.what == "soft-labels" and column in {exports.csv_safe(c) for c in classes}:
         return f"Probability of class {column} (the {len(classes)} class columns sum to 1)."
     return "(not described: a field added after this dictionary was written)"
 
@@ -464,12 +473,22 @@ def datasheet(
     members: list[Member],
     headers: dict[str, list[str]],
     built_at: datetime,
+    raw_ids: bool = False,
 ) -> str:
     """README.md of the bundle (sections: DATASHEET_SECTIONS)."""
     out = [f"# {study.title}: dataset bundle", ""]
     out += [
         f"Exported from H-Mix on {built_at:%Y-%m-%d %H:%M} UTC. Counts are those of that moment; "
         "a study still live may have gained responses while the files were written.",
+        "",
+        (
+            "Participants are named by a pseudonym (a keyed hash). This bundle ALSO holds their "
+            "platform ids (`external_id`, and `subject` in imported raw rows): personal data, "
+            "remove them before publishing."
+            if raw_ids
+            else "Participants are named by a pseudonym (a keyed hash); their platform ids are "
+            "not in this bundle. Withdrawn participants' answers are left out."
+        ),
         "",
         "## Study",
         "",
@@ -657,7 +676,9 @@ def _soft_label_npy_and_index(
         if probs.shape != (classes,):
             raise ValueError(f"Soft label of {lab.stimulus.key} has {probs.size} classes.")
         index_out.write(
-            exports._csv_line([i, lab.stimulus.key, lab.n_annotations, lab.n_annotators]).encode()
+            exports._csv_line(
+                [i, exports.csv_safe(lab.stimulus.key), lab.n_annotations, lab.n_annotators]
+            ).encode()
         )
         body.write(probs.tobytes())
         yield i
@@ -680,9 +701,11 @@ def bundle_write(
     fh: IO[bytes],
     method: Method | None = None,
     progress: Progress | None = None,
+    raw_ids: bool = False,
 ) -> BundleResult:
     """Write the study's bundle as a zip to `fh` (seekable or not): `<slug>-dataset/README.md`
-    and the files of bundle_members, each streamed into the zip."""
+    and the files of bundle_members, each streamed into the zip. `raw_ids` puts the
+    participants' platform ids in the responses files (pseudonyms only, otherwise)."""
     method = method or selectors.study_default_method(study=study)
     members = bundle_members(study=study)
     counts = bundle_counts(study=study, method=method)
@@ -696,6 +719,7 @@ def bundle_write(
         members=members,
         headers=headers,
         built_at=timezone.now(),
+        raw_ids=raw_ids,
     )
     root = _root(study)
     names = [f"{root}/README.md"]
@@ -721,7 +745,9 @@ def bundle_write(
                 _write_npy_pair(zf, root, study, method, tick(m))
                 names += [name, f"{root}/soft-labels.npy"]
                 continue
-            stream = exports.export_stream(study=study, what=m.what, fmt=m.fmt, method=method)
+            stream = exports.export_stream(
+                study=study, what=m.what, fmt=m.fmt, method=method, raw_ids=raw_ids
+            )
             with zf.open(name, "w", force_zip64=True) as out:
                 write_chunks(stream, out, on_rows=tick(m))
             names.append(name)

@@ -94,7 +94,13 @@ def export_rows_estimate(*, study: Study, what: str, method: Method) -> int:
 
 @transaction.atomic
 def export_job_create(
-    *, study: Study, owner_id: int, what: str, fmt: str, method: Method | None = None
+    *,
+    study: Study,
+    owner_id: int,
+    what: str,
+    fmt: str,
+    method: Method | None = None,
+    raw_ids: bool = False,
 ) -> Job:
     """A pending export job, run by a worker once this transaction commits.
 
@@ -111,20 +117,27 @@ def export_job_create(
         owner_id=owner_id,
         kind=Job.Kind.EXPORT,
         study_id=study.id,
-        params={"what": what, "format": fmt, "method": _method_params(method)},
+        params={
+            "what": what,
+            "format": fmt,
+            "method": _method_params(method),
+            "raw_ids": raw_ids,
+        },
     )
     transaction.on_commit(lambda: export_job_run_task.delay(job.id))
     return job
 
 
 @transaction.atomic
-def bundle_job_create(*, study: Study, owner_id: int, method: Method | None = None) -> Job:
+def bundle_job_create(
+    *, study: Study, owner_id: int, method: Method | None = None, raw_ids: bool = False
+) -> Job:
     method = method or selectors.study_default_method(study=study)
     job = job_create(
         owner_id=owner_id,
         kind=Job.Kind.BUNDLE,
         study_id=study.id,
-        params={"method": _method_params(method)},
+        params={"method": _method_params(method), "raw_ids": raw_ids},
     )
     transaction.on_commit(lambda: bundle_job_run_task.delay(job.id))
     return job
@@ -151,7 +164,11 @@ def export_job_run(*, job: Job) -> Job:
         study = job.study
         what, fmt = job.params["what"], job.params["format"]
         method = _method_from(job.params["method"])
-        stream = exports.export_stream(study=study, what=what, fmt=fmt, method=method)
+        # Jobs queued before the option existed have no "raw_ids": pseudonyms only.
+        raw_ids = bool(job.params.get("raw_ids", False))
+        stream = exports.export_stream(
+            study=study, what=what, fmt=fmt, method=method, raw_ids=raw_ids
+        )
         name = export_filename(study=study, what=what, fmt=fmt)
         progress = JobProgress(job)
         progress.start(export_rows_estimate(study=study, what=what, method=method))
@@ -176,7 +193,11 @@ def bundle_job_run(*, job: Job) -> Job:
         name = bundle_filename(study=study)
         with tempfile.TemporaryFile() as tmp:
             result = bundle.bundle_write(
-                study=study, fh=tmp, method=method, progress=JobProgress(job)
+                study=study,
+                fh=tmp,
+                method=method,
+                progress=JobProgress(job),
+                raw_ids=bool(job.params.get("raw_ids", False)),
             )
             tmp.seek(0)
             return job_finish(

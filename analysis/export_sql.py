@@ -10,7 +10,9 @@ produce (they remain the SQLite path and the reference the tests compare against
   common case only drops the separators' spaces; a value whose strings hold ", " or ": ", whose
   text is not ASCII, or whose numbers Python would print differently (`0.50`, `0.00001`, more
   than 17 digits) takes a slower tokenising path (SLOW_JSON), still in SQL;
-- empty strings as empty CSV fields (NULLIF: PostgreSQL would write `""`).
+- empty strings as empty CSV fields (NULLIF: PostgreSQL would write `""`);
+- text cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a
+  carriage return) prefixed with a single quote (`csv_safe`; exports.csv_safe in Python).
 One difference cannot be expressed in COPY: Python's csv module leaves a field holding a carriage
 return (and no comma, quote or newline) unquoted, PostgreSQL quotes it. A CR byte can only reach
 the output inside such a field (JSON escapes its own), so a window whose bytes hold one is
@@ -66,6 +68,15 @@ def pyfloat(x: str) -> str:
     )
 
 
+def csv_safe(x: str) -> str:
+    """SQL: exports.csv_safe of the text expression `x` (NULL stays NULL): a cell a spreadsheet
+    would read as a formula gets a leading single quote (OWASP, "CSV Injection")."""
+    return (
+        f"(CASE WHEN left({x}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+        f"THEN '''' || {x} ELSE {x} END)"
+    )
+
+
 def _ascii_json(s: str) -> str:
     """SQL: the JSON text `s` with every character outside printable ASCII written as Python's
     ensure_ascii does (\\u00e9; a surrogate pair above U+FFFF). jsonb already escapes the
@@ -118,10 +129,11 @@ def csv_cell(j: str, t: str) -> str:
     """SQL: exports._csv_cell of a JSON value (jsonb `j`, its text `t`): lists and objects as
     compact JSON, strings as they are, numbers as Python prints them, booleans as True/False,
     null as an empty field."""
+    string = f"NULLIF({j} #>> '{{}}', '')"
     return (
         f"(CASE left({t}, 1) WHEN '{{' THEN {json_text(t, compact=True)} "
         f"WHEN '[' THEN {json_text(t, compact=True)} "
-        f"WHEN '\"' THEN NULLIF({j} #>> '{{}}', '') "
+        f"WHEN '\"' THEN {csv_safe(string)} "
         "WHEN 't' THEN 'True' WHEN 'f' THEN 'False' WHEN 'n' THEN NULL "
         f"ELSE CASE WHEN strpos({t}, '.') > 0 THEN {pyfloat(f'{t}::float8')} ELSE {t} END END)"
     )
@@ -175,17 +187,24 @@ class Chunk(bytes):
         return chunk
 
 
-# The JSON columns of a response: (name, jsonb expression).
+# The JSON columns of a response: (name, jsonb expression). An imported row's raw `subject` is
+# the participant's platform id: it stays only when the export asks for raw ids
+# (%(keep_subject)s, see class_params; a constant, so the planner drops the CASE when true).
 _JSON_COLUMNS = (
     ("class_order", "(r.display -> 'class_order')"),
     ("value", "r.value"),
-    ("raw", "r.raw"),
+    (
+        "raw",
+        "(CASE WHEN %(keep_subject)s OR jsonb_typeof(r.raw) <> 'object' "
+        "THEN r.raw ELSE r.raw - 'subject' END)",
+    ),
 )
 
 
 def _responses_from(render: Callable[[str, str], str]) -> str:
     """FROM ... WHERE ... ORDER BY of a window of responses, with each JSON column rendered by
-    `render(jsonb, text)` in a lateral subquery of its own, read as `<name>_c.cell`.
+    `render(jsonb, text)` in a lateral subquery of its own, read as `<name>_c.cell`. Responses
+    of withdrawn participants are left out.
 
     The lateral depends on that one column only, so the planner can memoize it: a study's
     answers repeat (the same class order, the same typed percents), and a repeated value is
@@ -202,22 +221,29 @@ def _responses_from(render: Callable[[str, str], str]) -> str:
         f"LEFT JOIN {Batch._meta.db_table} b ON b.id = p.batch_id "
         f"JOIN {Stimulus._meta.db_table} s ON s.id = r.stimulus_id "
         f"{laterals} "
-        "WHERE r.study_id = %(study)s AND r.id > %(lo)s AND r.id <= %(hi)s ORDER BY r.id"
+        "WHERE r.study_id = %(study)s AND r.id > %(lo)s AND r.id <= %(hi)s "
+        "AND p.withdrawn_at IS NULL ORDER BY r.id"
     )
 
 
 def responses_csv_sql() -> str:
-    """One CSV row per response, the columns of exports.RESPONSE_COLUMNS."""
+    """One CSV row per response, the columns of exports.RESPONSE_COLUMNS; the platform id
+    only when %(raw_ids)s, the pseudonym always."""
+    external_id = "NULLIF(p.external_id, '')"
+    key = "NULLIF(s.key, '')"
     columns = [
         "r.id",
-        "p.token",
+        # Pseudonyms are hex digits, platforms and kinds fixed words: nothing to neutralise.
+        "NULLIF(p.pseudonym, '')",
         "NULLIF(p.platform, '')",
-        "NULLIF(p.external_id, '')",
+        f"CASE WHEN %(raw_ids)s THEN (CASE WHEN %(ids_plain)s THEN {external_id} "
+        f"ELSE {csv_safe(external_id)} END) END",
         "b.number",
-        "NULLIF(s.key, '')",
+        f"(CASE WHEN %(keys_plain)s THEN {key} ELSE {csv_safe(key)} END)",
         "NULLIF(r.kind, '')",
         "r.position",
         "r.rt_ms",
+        # %(classes)s holds the class names already neutralised (exports._responses_copy).
         "NULLIF((%(classes)s::text[])[r.top_class + 1], '')",
         pyfloat("r.p1_pct"),
         "NULLIF((%(classes)s::text[])[r.second_class + 1], '')",
@@ -237,9 +263,10 @@ def responses_jsonl_sql() -> str:
     """One JSON Lines row per response: exports.response_record_dict through json.dumps."""
     parts = [
         "'{\"id\": ' || r.id",
-        "', \"participant\": \"' || p.token || '\"'",
+        f"', \"participant\": ' || {json_str('p.pseudonym')}",
         f"', \"platform\": ' || {json_str('p.platform')}",
-        f"', \"external_id\": ' || {json_str('p.external_id')}",
+        f"', \"external_id\": ' || CASE WHEN %(raw_ids)s THEN {json_str('p.external_id')} "
+        "ELSE 'null' END",
         "', \"batch\": ' || coalesce(b.number::text, 'null')",
         f"', \"stimulus\": ' || {json_str('s.key')}",
         f"', \"kind\": ' || {json_str('r.kind')}",
@@ -266,9 +293,33 @@ def responses_jsonl_sql() -> str:
     )
 
 
-def class_params(study: Study) -> dict[str, Any]:
+# Text a spreadsheet would run (exports.FORMULA_PREFIXES), as a PostgreSQL regular expression.
+_FORMULA_START = "^[-=+@\t\r]"
+
+
+def keeps_raw_subject(*, study: Study, raw_ids: bool) -> bool:
+    """Whether the responses export keeps the `subject` of the raw rows: with raw ids, or when
+    the study has no imported rows (only a legacy import writes them, and marks the study)."""
+    return raw_ids or "legacy_import" not in (study.settings or {})
+
+
+def class_params(study: Study, *, raw_ids: bool = False) -> dict[str, Any]:
+    """The query parameters of a study's responses export (raw_ids: keep the platform ids).
+
+    The per-row neutralising of stimulus keys and platform ids is skipped (a constant the
+    planner folds) when a look at the study's few distinct values finds none to neutralise:
+    about a tenth of a large export's time otherwise."""
     classes = list(study.classes)
+    keys_plain = not Stimulus.objects.filter(study=study, key__regex=_FORMULA_START).exists()
+    ids_plain = not (
+        raw_ids
+        and Participant.objects.filter(study=study, external_id__regex=_FORMULA_START).exists()
+    )
     return {
+        "raw_ids": raw_ids,
+        "keep_subject": keeps_raw_subject(study=study, raw_ids=raw_ids),
+        "keys_plain": keys_plain,
+        "ids_plain": ids_plain,
         "classes": classes,
         "class_json": [json.dumps(c) for c in classes],
         "class_json_or_null": [json.dumps(c) if c else "null" for c in classes],

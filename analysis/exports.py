@@ -6,6 +6,12 @@ The same generators serve `manage.py export` (written to a file), the REST API
 On PostgreSQL the responses CSV and JSON Lines (and JSON) are rendered by the database with
 COPY, a window of rows at a time (analysis/export_sql.py); the Python writers below stay as the
 portable path (SQLite) and as the definition of the format the SQL reproduces.
+
+Privacy: participants are named by their pseudonym (Participant.pseudonym, a keyed hash), never
+by their session token (a credential); their platform ids (PROLIFIC_PID, workerId) are written
+only when the export is asked for them (`raw_ids`). Withdrawn participants' responses are left
+out of every export. Every CSV cell of text that a spreadsheet would run as a formula is
+prefixed with a single quote (csv_safe).
 """
 
 import csv
@@ -22,6 +28,7 @@ from django.db.models import Max, QuerySet
 from analysis import aggregation, export_sql, selectors
 from analysis.aggregation import Method
 from analysis.models import AnalysisResult, SoftLabel
+from elicitation import privacy_services
 from elicitation.models import Response, Study, Trial
 
 WHATS = (
@@ -57,6 +64,9 @@ CONTENT_TYPES = {
     "npy-index": "text/csv",
 }
 CHUNK = 2000
+# OWASP "CSV Injection": a cell starting with one of these is a formula to Excel, LibreOffice
+# and Google Sheets (tab and carriage return because some of them strip those first).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportError(ValueError):
@@ -81,6 +91,14 @@ class AnnotationRow:
     probs: np.ndarray
 
 
+def csv_safe(value: Any) -> Any:
+    """A text cell that would run as a formula, prefixed with a single quote; anything else (a
+    number, including a negative one) as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _csv_line(values: list[Any]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(values)
@@ -91,12 +109,20 @@ def _class_name(study: Study, index: int | None) -> str:
     return "" if index is None else study.classes[index]
 
 
-def response_record_dict(study: Study, r: Response) -> dict[str, Any]:
+def _raw(study: Study, r: Response, *, raw_ids: bool) -> Any:
+    # An imported row's `subject` is the participant's platform id (export_sql._JSON_COLUMNS);
+    # a live row's raw is the browser's answer, which holds no id.
+    if export_sql.keeps_raw_subject(study=study, raw_ids=raw_ids) or not isinstance(r.raw, dict):
+        return r.raw
+    return {k: v for k, v in r.raw.items() if k != "subject"}
+
+
+def response_record_dict(study: Study, r: Response, *, raw_ids: bool = False) -> dict[str, Any]:
     return {
         "id": r.id,
-        "participant": str(r.participant.token),
+        "participant": r.participant.pseudonym,
         "platform": r.participant.platform,
-        "external_id": r.participant.external_id,
+        "external_id": r.participant.external_id if raw_ids else None,
         "batch": r.participant.batch.number if r.participant.batch else None,
         "stimulus": r.stimulus.key,
         "kind": r.kind,
@@ -109,7 +135,7 @@ def response_record_dict(study: Study, r: Response) -> dict[str, Any]:
         "impossible": [study.classes[i] for i in r.impossible],
         "class_order": r.display.get("class_order"),
         "value": r.value,
-        "raw": r.raw,
+        "raw": _raw(study, r, raw_ids=raw_ids),
         "client_key": str(r.client_key),
         "created_at": r.created_at.isoformat(),
     }
@@ -138,20 +164,24 @@ RESPONSE_COLUMNS = [
 ]
 
 
-def _responses(study: Study, *, until: int, after: int = 0) -> Iterator[dict[str, Any]]:
+def _responses(
+    study: Study, *, until: int, after: int = 0, raw_ids: bool = False
+) -> Iterator[dict[str, Any]]:
     qs = (
-        Response.objects.filter(study=study, id__gt=after, id__lte=until)
+        Response.objects.filter(
+            study=study, id__gt=after, id__lte=until, participant__withdrawn_at__isnull=True
+        )
         .select_related("participant__batch", "stimulus")
         .order_by("id")
     )
     for r in qs.iterator(chunk_size=CHUNK):
-        yield response_record_dict(study, r)
+        yield response_record_dict(study, r, raw_ids=raw_ids)
 
 
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, list | dict):
         return json.dumps(value, separators=(",", ":"))
-    return "" if value is None else value
+    return "" if value is None else csv_safe(value)
 
 
 def _annotation_qs(study: Study, method: Method, until: int) -> QuerySet[Response]:
@@ -166,7 +196,7 @@ def _annotation_qs(study: Study, method: Method, until: int) -> QuerySet[Respons
 # What one annotation row needs, read as plain tuples (no model instances).
 _ANNOTATION_FIELDS = (
     "stimulus__key",
-    "participant__token",
+    "participant__pseudonym",
     "kind",
     "id",
     "top_class",
@@ -196,7 +226,7 @@ def _annotation_batches(
     k = study.n_classes
     cache: dict[tuple[Any, ...], _Constructed] = {}
     batch: list[tuple[AnnotationRow, _Constructed]] = []
-    for key, token, kind, rid, top, p1, second, p2, impossible in qs.iterator(chunk_size=CHUNK):
+    for key, pseudonym, kind, rid, top, p1, second, p2, impossible in qs.iterator(chunk_size=CHUNK):
         ann_key = (top, p1, second, p2, tuple(impossible))
         built = cache.get(ann_key)
         if built is None:
@@ -209,12 +239,16 @@ def _annotation_batches(
             if len(cache) >= _CONSTRUCTED_MAX:
                 cache.clear()
             cache[ann_key] = built
-        batch.append((AnnotationRow(key, str(token), kind, rid, built.probs), built))
+        batch.append((AnnotationRow(key, pseudonym, kind, rid, built.probs), built))
         if len(batch) >= CHUNK:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def _safe(names: list[str]) -> list[str]:
+    return [csv_safe(n) for n in names]
 
 
 def _csv_lines(rows: list[list[Any]]) -> str:
@@ -243,8 +277,16 @@ def _npy_header(n: int, k: int) -> bytes:
 
 
 def export_stream(
-    *, study: Study, what: str, fmt: str, method: Method | None = None, until: int | None = None
+    *,
+    study: Study,
+    what: str,
+    fmt: str,
+    method: Method | None = None,
+    until: int | None = None,
+    raw_ids: bool = False,
 ) -> Iterator[str | bytes]:
+    """The export `what` of the study as `fmt`, in chunks. Participants are named by their
+    pseudonym; `raw_ids` adds their platform ids (responses only: no other export has them)."""
     if what not in WHATS:
         raise ExportError(f"Unknown export {what!r}; expected one of {list(WHATS)}.")
     if fmt not in FORMATS:
@@ -253,7 +295,8 @@ def export_stream(
     if what == "responses":
         if fmt.startswith("npy"):
             raise ExportError("Responses export as csv, json or jsonl, not npy.")
-        return _export_responses(study, fmt, until)
+        privacy_services.participant_pseudonyms_fill(study=study)
+        return _export_responses(study, fmt, until, raw_ids)
     if what in ANALYSIS_KINDS:
         if fmt.startswith("npy"):
             raise ExportError(f"{what} exports as csv, json or jsonl, not npy.")
@@ -261,6 +304,7 @@ def export_stream(
     if until is None:
         until = export_until(study=study, what=what)
     if what == "annotation-soft-labels":
+        privacy_services.participant_pseudonyms_fill(study=study)
         return _export_annotations(study, fmt, method, until)
     return _export_soft_labels(study, fmt, method, until)
 
@@ -270,23 +314,27 @@ def uses_copy() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _export_responses(study: Study, fmt: str, until: int | None) -> Iterator[str | bytes]:
+def _export_responses(
+    study: Study, fmt: str, until: int | None, raw_ids: bool
+) -> Iterator[str | bytes]:
     # Responses are bounded by id like the label exports (now, unless told): every window of
     # the database path, and a live study's new answers, stop at the same row.
     if until is None:
         until = export_until(study=study, what="responses")
     if uses_copy():
-        return _responses_copy(study, fmt, until)
-    return responses_python(study=study, fmt=fmt, until=until)
+        return _responses_copy(study, fmt, until, raw_ids)
+    return responses_python(study=study, fmt=fmt, until=until, raw_ids=raw_ids)
 
 
-def _response_csv_rows(study: Study, until: int, after: int = 0) -> Iterator[str]:
-    for row in _responses(study, until=until, after=after):
+def _response_csv_rows(study: Study, until: int, after: int = 0, *, raw_ids: bool) -> Iterator[str]:
+    for row in _responses(study, until=until, after=after, raw_ids=raw_ids):
         yield _csv_line([_csv_cell(row[c]) for c in RESPONSE_COLUMNS])
 
 
-def _response_json_rows(study: Study, until: int, after: int = 0) -> Iterator[str]:
-    for row in _responses(study, until=until, after=after):
+def _response_json_rows(
+    study: Study, until: int, after: int = 0, *, raw_ids: bool
+) -> Iterator[str]:
+    for row in _responses(study, until=until, after=after, raw_ids=raw_ids):
         yield json.dumps(row) + "\n"
 
 
@@ -300,22 +348,24 @@ def _json_preamble(study: Study) -> str:
     )
 
 
-def responses_python(*, study: Study, fmt: str, until: int) -> Iterator[str]:
+def responses_python(*, study: Study, fmt: str, until: int, raw_ids: bool = False) -> Iterator[str]:
     """The portable writer (SQLite), and the reference the database path reproduces."""
     if fmt == "csv":
         yield _csv_line(RESPONSE_COLUMNS)
-        yield from _response_csv_rows(study, until)
+        yield from _response_csv_rows(study, until, raw_ids=raw_ids)
     elif fmt == "jsonl":
-        yield from _response_json_rows(study, until)
+        yield from _response_json_rows(study, until, raw_ids=raw_ids)
     else:
         yield _json_preamble(study)
-        for i, row in enumerate(_responses(study, until=until)):
+        for i, row in enumerate(_responses(study, until=until, raw_ids=raw_ids)):
             yield ("," if i else "") + "\n" + json.dumps(row)
         yield "\n]}\n"
 
 
-def _responses_copy(study: Study, fmt: str, until: int) -> Iterator[str | bytes]:
-    params = {"study": study.id, **export_sql.class_params(study)}
+def _responses_copy(study: Study, fmt: str, until: int, raw_ids: bool) -> Iterator[str | bytes]:
+    params = {"study": study.id, **export_sql.class_params(study, raw_ids=raw_ids)}
+    # The class-name cells of the CSV, neutralised once here rather than on every row in SQL.
+    params["classes"] = [csv_safe(c) for c in params["classes"]]
     windows = export_sql.response_windows(study=study, until=until)
     if fmt == "csv":
         yield _csv_line(RESPONSE_COLUMNS)
@@ -323,14 +373,14 @@ def _responses_copy(study: Study, fmt: str, until: int) -> Iterator[str | bytes]
             sql=export_sql.responses_csv_sql(),
             params=params,
             windows=windows,
-            python_rows=lambda lo, hi: _response_csv_rows(study, hi, lo),
+            python_rows=lambda lo, hi: _response_csv_rows(study, hi, lo, raw_ids=raw_ids),
         )
         return
     lines = export_sql.copy_windows(
         sql=export_sql.responses_jsonl_sql(),
         params=params,
         windows=windows,
-        python_rows=lambda lo, hi: _response_json_rows(study, hi, lo),
+        python_rows=lambda lo, hi: _response_json_rows(study, hi, lo, raw_ids=raw_ids),
     )
     if fmt == "jsonl":
         yield from lines
@@ -351,10 +401,13 @@ def _export_annotations(
     classes = study.classes
     batches = _annotation_batches(study, method, until)
     if fmt == "csv":
-        yield _csv_line(["stimulus", "participant", "kind", "response_id", *classes])
+        yield _csv_line(["stimulus", "participant", "kind", "response_id", *_safe(classes)])
         for batch in batches:
             lines = _csv_lines(
-                [[a.stimulus_key, a.participant, a.kind, a.response_id, *c.reprs] for a, c in batch]
+                [
+                    [csv_safe(a.stimulus_key), a.participant, a.kind, a.response_id, *c.reprs]
+                    for a, c in batch
+                ]
             )
             yield export_sql.Chunk(lines.encode(), len(batch))
     elif fmt == "jsonl":
@@ -406,7 +459,7 @@ def _export_annotations(
         for batch in batches:
             lines = _csv_lines(
                 [
-                    [row + i, a.stimulus_key, a.participant, a.kind, a.response_id]
+                    [row + i, csv_safe(a.stimulus_key), a.participant, a.kind, a.response_id]
                     for i, (a, _) in enumerate(batch)
                 ]
             )
@@ -447,11 +500,11 @@ def _export_soft_labels(
     labels = selectors.soft_label_list(study=study, method=method).filter(id__lte=until)
     rows = labels.iterator(chunk_size=CHUNK)
     if fmt == "csv":
-        yield _csv_line(["stimulus", "n_annotations", "n_annotators", "entropy", *classes])
+        yield _csv_line(["stimulus", "n_annotations", "n_annotators", "entropy", *_safe(classes)])
         for lab in rows:
             yield _csv_line(
                 [
-                    lab.stimulus.key,
+                    csv_safe(lab.stimulus.key),
                     lab.n_annotations,
                     lab.n_annotators,
                     repr(lab.entropy),
@@ -490,7 +543,7 @@ def _export_soft_labels(
     else:
         yield _csv_line(["row", "stimulus", "n_annotations", "n_annotators"])
         for i, lab in enumerate(rows):
-            yield _csv_line([i, lab.stimulus.key, lab.n_annotations, lab.n_annotators])
+            yield _csv_line([i, csv_safe(lab.stimulus.key), lab.n_annotations, lab.n_annotators])
 
 
 def _analysis_rows(study: Study, what: str) -> list[dict[str, Any]]:
@@ -508,7 +561,7 @@ def _export_analysis(study: Study, what: str, fmt: str) -> Iterator[str]:
         columns = ["kind", "key", "params", "n"]
         for row in rows:
             columns += [c for c in row if c not in columns]
-        yield _csv_line(columns)
+        yield _csv_line(_safe(columns))
         for row in rows:
             yield _csv_line([_csv_cell(row.get(c)) for c in columns])
     elif fmt == "jsonl":

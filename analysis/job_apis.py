@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from analysis import export_services, exports, selectors
 from analysis.aggregation import Method
-from analysis.apis import study_for_researcher
+from analysis.apis import RAW_IDS_HELP, study_for_researcher
 from elicitation.models import Study
 from jobs.apis import JobOutputSerializer
 
@@ -45,6 +45,7 @@ class ExportJobCreateApi(APIView):
         # Plain strings: the service names a bad value and the values allowed.
         what = serializers.CharField(help_text=f"One of {', '.join(exports.WHATS)}")
         format = serializers.CharField(help_text=f"One of {', '.join(exports.FORMATS)}")
+        raw_ids = serializers.BooleanField(required=False, default=False, help_text=RAW_IDS_HELP)
 
     @extend_schema(
         request=InputSerializer,
@@ -75,6 +76,7 @@ class ExportJobCreateApi(APIView):
             what=data["what"],
             fmt=data["format"],
             method=method_from_data(data, study),
+            raw_ids=data["raw_ids"],
         )
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -83,6 +85,8 @@ class BundleJobCreateApi(APIView):
     class InputSerializer(MethodInputSerializer):
         class Meta:
             ref_name = "BundleJobCreateInput"  # nested serializers share a class name
+
+        raw_ids = serializers.BooleanField(required=False, default=False, help_text=RAW_IDS_HELP)
 
     @extend_schema(
         request=InputSerializer,
@@ -98,5 +102,6 @@ class BundleJobCreateApi(APIView):
             study=study,
             owner_id=request.user.pk,
             method=method_from_data(serializer.validated_data, study),
+            raw_ids=serializer.validated_data["raw_ids"],
         )
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)

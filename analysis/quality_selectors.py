@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from analysis import quality
+from analysis.selectors import without_withdrawn
 from elicitation import legacy
 from elicitation.models import Participant, Response, Study, Trial
 
@@ -23,11 +24,14 @@ def _typed_p1(source: str, raw: Any, p1: float) -> float:
 
 
 def study_quality_trials(*, study: Study) -> Iterator[quality.QualityTrial]:
-    """The study's categorical main and repeat responses, as the quality rules see them."""
+    """The study's categorical main and repeat responses, as the quality rules see them
+    (withdrawn participants' left out)."""
     classes = list(study.classes)
     rows = (
-        Response.objects.filter(
-            study=study, top_class__isnull=False, kind__in=[Trial.Kind.MAIN, Trial.Kind.REPEAT]
+        without_withdrawn(
+            Response.objects.filter(
+                study=study, top_class__isnull=False, kind__in=[Trial.Kind.MAIN, Trial.Kind.REPEAT]
+            )
         )
         .order_by("participant_id", "id")
         .values_list(
@@ -69,10 +73,11 @@ def study_excluded_participant_ids(*, study: Study) -> set[int]:
 
 
 def participant_labels(*, study: Study) -> dict[int, str]:
-    """How a report names each participant: the platform id, else the session token."""
+    """How a report names each participant: the platform id, else the pseudonym the exports
+    use (never the session token: it is the participant's credential)."""
     return {
-        pk: external_id or str(token)
-        for pk, external_id, token in Participant.objects.filter(study=study).values_list(
-            "id", "external_id", "token"
+        pk: external_id or pseudonym or f"#{pk}"
+        for pk, external_id, pseudonym in Participant.objects.filter(study=study).values_list(
+            "id", "external_id", "pseudonym"
         )
     }

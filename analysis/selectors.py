@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from analysis import plots, summaries
 from analysis.aggregation import Annotation, AnnotationBatch, Method
 from analysis.models import AnalysisResult, SoftLabel
-from elicitation.models import Response, Study, Trial
+from elicitation.models import Participant, Response, Study, Trial
 
 
 def params_key(method: Method) -> str:
@@ -53,12 +53,26 @@ def annotation_from_response(response: Response) -> Annotation:
     )
 
 
+def without_withdrawn(qs: QuerySet[Response]) -> QuerySet[Response]:
+    """The responses of `qs` whose participant was not withdrawn (privacy_services).
+
+    A NOT IN over a sub-select rather than a join: the binary COPY reader (_chunks_copy) reuses
+    the queryset's FROM ... WHERE with unqualified column names, which a join would make
+    ambiguous; and the withdrawn are few, so the sub-select is one small hashed set.
+    """
+    withdrawn = Participant.objects.filter(withdrawn_at__isnull=False).values("id")
+    return qs.exclude(participant_id__in=withdrawn)
+
+
 def categorical_responses(
     *, stimulus_ids: list[int] | None = None, study: Study | None = None
 ) -> QuerySet[Response]:
-    """Categorical responses of main and repeat trials, grouped by stimulus (then by id)."""
-    qs = Response.objects.filter(
-        top_class__isnull=False, kind__in=[Trial.Kind.MAIN, Trial.Kind.REPEAT]
+    """Categorical responses of main and repeat trials, grouped by stimulus (then by id); the
+    answers of withdrawn participants are left out."""
+    qs = without_withdrawn(
+        Response.objects.filter(
+            top_class__isnull=False, kind__in=[Trial.Kind.MAIN, Trial.Kind.REPEAT]
+        )
     )
     if stimulus_ids is not None:
         qs = qs.filter(stimulus_id__in=stimulus_ids)
@@ -329,9 +343,10 @@ def soft_label_list(*, study: Study, method: Method | None = None) -> QuerySet[S
 
 
 def interface_responses(*, study: Study) -> QuerySet[Response]:
-    """Responses of an interface B–F study with their stimulus, in a stable order."""
+    """Responses of an interface B–F study with their stimulus, in a stable order (without
+    those of withdrawn participants)."""
     return (
-        Response.objects.filter(study=study)
+        without_withdrawn(Response.objects.filter(study=study))
         .select_related("stimulus")
         .only(
             "id",

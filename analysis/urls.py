@@ -50,6 +50,21 @@ api_urlpatterns += [
     ),
 ]
 
+from analysis import privacy_apis  # noqa: E402 (appended: withdrawal on request)
+
+api_urlpatterns += [
+    path(
+        "studies/<slug:slug>/participants/withdraw/",
+        privacy_apis.ParticipantWithdrawApi.as_view(),
+        name="participant-withdraw",
+    ),
+    path(
+        "studies/<slug:slug>/withdrawals/",
+        privacy_apis.ParticipantWithdrawalListApi.as_view(),
+        name="withdrawal-list",
+    ),
+]
+
 # The study builder (dashboard/builder_views.py) over REST.
 api_urlpatterns += [
     path("image-sets/", builder_apis.ImageSetListCreateApi.as_view(), name="image-set-list"),

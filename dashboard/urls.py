@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import builder_views, views
+from dashboard import builder_views, privacy_views, views
 
 app_name = "dashboard"
 
@@ -19,6 +19,7 @@ urlpatterns = [
 
 urlpatterns += [
     path("studies/<slug:slug>/bundle/", views.study_bundle_create, name="bundle"),
+    path("studies/<slug:slug>/withdraw/", privacy_views.study_withdraw, name="withdraw"),
 ]
 
 # The study builder.

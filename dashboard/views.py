@@ -329,6 +329,8 @@ def study_bundle_create(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study(request, slug)
     user_id = request.user.pk
     assert user_id is not None  # login_required: never anonymous here
-    export_services.bundle_job_create(study=study, owner_id=user_id)
+    export_services.bundle_job_create(
+        study=study, owner_id=user_id, raw_ids=request.POST.get("raw_ids") == "true"
+    )
     messages.success(request, "Building the dataset bundle: its download link appears below.")
     return HttpResponseRedirect(reverse("dashboard:study", kwargs={"slug": slug}) + "#exports")

@@ -25,6 +25,7 @@ from elicitation.models import (
     ComprehensionAttempt,
     ImageSet,
     Participant,
+    ParticipantWithdrawal,
     Response,
     SourceImage,
     Stimulus,
@@ -358,7 +359,19 @@ class StimulusAdmin(StructureAdmin):
 class ParticipantAdmin(ReadOnlyAdmin):
     list_display = ("token", "study", "platform", "external_id", "stage", "batch", "created_at")
     list_filter = (StudyListFilter, "stage", "platform")
-    search_fields = ("external_id", "token")
+    search_fields = ("external_id", "token", "pseudonym")
+
+
+@admin.register(ParticipantWithdrawal)
+class ParticipantWithdrawalAdmin(ReadOnlyAdmin):
+    """The withdrawal log; withdrawing goes through the dashboard, the API or the command."""
+
+    list_display = ("pseudonym", "study", "mode", "n_responses", "by", "created_at")
+    list_filter = (StudyListFilter, "mode")
+    search_fields = ("pseudonym",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the log is the record that a withdrawal happened
 
 
 @admin.register(ComprehensionAttempt)

@@ -5,6 +5,11 @@ percentages: docs/methods/soft-labels.md#parsing-legacy-values. A file is read r
 the csv module, rows of other jsPsych trial types are skipped, and every problem of every row is
 collected (with its CSV line number, the header being line 1) so that one LegacyFormatError
 lists them all. Nothing here touches Django: `legacy_services.legacy_import` does the writes.
+
+A `subject` is not always one session: the published CIFAR-10S file has a subject who took the
+study twice in the same batch, the second run restarting `trial_index` and `time_elapsed`.
+Each contiguous run of a subject's rows is therefore its own session (see `_session_of`), and
+the file says which subjects were split (`LegacyFile.split_subjects`).
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ N_STEPS: Final = 11  # midpoint series: λ = step / 10 for steps 0..10
 # float noise such as 0.6000000000000001, never a real in-between value.
 STEP_TOLERANCE: Final = 1e-6
 MAX_SUBJECT_LENGTH: Final = 128  # Participant.external_id (and platform_study_id)
+# A subject's second, third, ... session becomes participant "<subject>#2", "<subject>#3", ...
+SESSION_SEPARATOR: Final = "#"
 MAX_KEY_LENGTH: Final = 255  # Stimulus.key
 # Errors shown in the exception message; every one stays in LegacyFormatError.errors.
 MAX_ERRORS_SHOWN: Final = 50
@@ -164,6 +171,13 @@ class LegacyResponse:
     display: dict[str, Any] = field(default_factory=dict)
     categorical: CategoricalAnswer | None = None
     value: dict[str, Any] = field(default_factory=dict)
+    session: int = 1  # 1 for a subject's first run of trial_index, 2 for a restart, ...
+
+    @property
+    def participant_key(self) -> str:
+        """The participant this row belongs to: the subject, or `<subject>#<n>` for its n-th
+        session when the subject took the study more than once."""
+        return session_key(self.subject, self.session)
 
 
 @dataclass(frozen=True)
@@ -175,6 +189,12 @@ class LegacyFile:
     responses: list[LegacyResponse]
     n_rows: int  # data rows read (the header not counted)
     n_skipped: int  # rows of other trial types, skipped
+    # Subjects whose rows hold more than one session, with the number of sessions.
+    split_subjects: dict[str, int] = field(default_factory=dict)
+
+
+def session_key(subject: str, session: int) -> str:
+    return subject if session == 1 else f"{subject}{SESSION_SEPARATOR}{session}"
 
 
 @dataclass(frozen=True)
@@ -378,9 +398,12 @@ def parse_categorical(
 ) -> CategoricalAnswer:
     """The CIFAR-10S form: classSelect/prob, classSelect2/prob2, improbClassSelect<Class>.
 
-    No second class when classSelect2 is secondProbNo (or absent) or prob2 is empty, and then
-    whatever was typed in prob2 is ignored. A second class equal to the first is kept (quirk Q1
-    of the legacy construction depends on it), as is a chosen class also ticked impossible.
+    No second class when classSelect2 is secondProbNo (or absent), and then whatever was typed
+    in prob2 is ignored. A second class chosen with prob2 left empty is kept without a
+    probability: the constructions read it as no second class
+    (docs/methods/soft-labels.md#parsing-legacy-values), but the CIFAR-10S "double select"
+    exclusion rule counts it. A second class equal to the first is kept (quirk Q1 of the legacy
+    construction depends on it), as is a chosen class also ticked impossible.
     Raises FieldError (column `column`) for anything else it cannot read.
     """
     top_choice = _text(obj, "classSelect")
@@ -405,13 +428,12 @@ def parse_categorical(
                 column,
                 f"classSelect2 must be secondProb<Class> or secondProbNo, got {second_choice!r}",
             )
-        second_index = _class_index(second_choice.removeprefix(_SECOND_PREFIX), classes, column)
+        second = _class_index(second_choice.removeprefix(_SECOND_PREFIX), classes, column)
         if p2_text.strip():
             try:
                 p2 = parse_percent(p2_text)
             except ValueError as exc:
                 raise FieldError(column, f"prob2: {exc}") from None
-            second = second_index
 
     impossible = set()
     for key, value in obj.items():
@@ -564,10 +586,66 @@ _STIMULUS_PARSERS: Final = {
 
 
 @dataclass
+class _Session:
+    number: int
+    condition: int | None
+    study_id: str
+    first_line: int
+    trial_index: int  # of the session's latest row
+    time_elapsed: float | None
+    line: int
+
+
+@dataclass
 class _State:
     stimuli: dict[str, LegacyStimulus] = field(default_factory=dict)
-    subjects: dict[str, tuple[int, str, int]] = field(default_factory=dict)
-    trial_indices: dict[tuple[str, int], int] = field(default_factory=dict)
+    sessions: dict[str, _Session] = field(default_factory=dict)  # each subject's current one
+
+
+def _time_elapsed(cell: Mapping[str, str]) -> float | None:
+    # Optional and only used to tell a restart from a duplicate, so an unreadable one is None.
+    text = cell.get("time_elapsed", "").strip()
+    return float(text) if _FLOAT.fullmatch(text) else None
+
+
+def _session_of(
+    state: _State,
+    subject: str,
+    trial_index: int,
+    time_elapsed: float | None,
+    condition: int | None,
+    study_id: str,
+    line: int,
+) -> tuple[_Session | None, RowError | None]:
+    """The session a subject's row belongs to (a new one when the row restarts the run).
+
+    jsPsych numbers a session's trials 0, 1, 2, ... and its clock `time_elapsed` only grows,
+    so a row whose trial_index is not above the previous row's of that subject, and whose
+    time_elapsed went back as well, begins the subject's next session. A trial_index going
+    back while the clock runs on is no restart but a broken file (a duplicated row, say), and
+    an error. Sessions are runs of consecutive rows of a subject in file order, which is how
+    the published files are laid out (one session's rows after the other's).
+    """
+    current = state.sessions.get(subject)
+    if current is None or trial_index > current.trial_index:
+        if current is None:
+            current = _Session(1, condition, study_id, line, trial_index, time_elapsed, line)
+            state.sessions[subject] = current
+        current.trial_index, current.time_elapsed, current.line = trial_index, time_elapsed, line
+        return current, None
+    restarted = (
+        time_elapsed is None or current.time_elapsed is None or time_elapsed < current.time_elapsed
+    )
+    if not restarted:
+        return None, RowError(
+            line,
+            "trial_index",
+            f"subject {subject!r} has trial_index {current.trial_index} on line {current.line} "
+            f"and {trial_index} here, but time_elapsed did not restart (not a new session)",
+        )
+    new = _Session(current.number + 1, condition, study_id, line, trial_index, time_elapsed, line)
+    state.sessions[subject] = new
+    return new, None
 
 
 def _response(
@@ -637,30 +715,36 @@ def _response(
         # Every field of a stimulus is checked against its key (filename or class pair), so the
         # first row naming a key describes it for all the others.
         state.stimuli.setdefault(stimulus.key, stimulus)
-    if subject and condition is not None:
-        first = state.subjects.setdefault(subject, (condition, study_id, line))
-        if first[:2] != (condition, study_id):
+    session: _Session | None = None
+    if subject and trial_index is not None:
+        session, problem = _session_of(
+            state, subject, trial_index, _time_elapsed(cell), condition, study_id, line
+        )
+        if problem is not None:
+            errors.append(problem)
+    if session is not None and session.number > 1:
+        key = session_key(subject, session.number)
+        if len(key) > MAX_SUBJECT_LENGTH:
+            errors.append(
+                RowError(line, "subject", f"session id {key!r} longer than {MAX_SUBJECT_LENGTH}")
+            )
+    if session is not None and condition is not None:
+        if session.condition is None:
+            session.condition = condition
+        elif (session.condition, session.study_id) != (condition, study_id):
             errors.append(
                 RowError(
                     line,
                     "condition",
                     f"subject {subject!r} has condition {condition} and study_id {study_id!r} "
-                    f"here but {first[0]} and {first[1]!r} on line {first[2]}",
-                )
-            )
-    if subject and trial_index is not None:
-        seen = state.trial_indices.setdefault((subject, trial_index), line)
-        if seen != line:
-            errors.append(
-                RowError(
-                    line,
-                    "trial_index",
-                    f"subject {subject!r} already has trial_index {trial_index} on line {seen}",
+                    f"here but {session.condition} and {session.study_id!r} on line "
+                    f"{session.first_line} of the same session",
                 )
             )
     if errors:
         return None, errors
     # Every one of these was parsed (an unparsed one left an error behind).
+    assert session is not None
     assert stimulus is not None
     assert condition is not None
     assert trial_index is not None
@@ -684,6 +768,7 @@ def _response(
             display=display,
             categorical=categorical,
             value=value,
+            session=session.number,
         ),
         [],
     )
@@ -753,4 +838,5 @@ def parse(
         responses=responses,
         n_rows=n_rows,
         n_skipped=n_skipped,
+        split_subjects={subject: s.number for subject, s in state.sessions.items() if s.number > 1},
     )

@@ -223,12 +223,28 @@ def _summary(
         "skipped_rows": result.n_skipped,
         "responses": result.n_responses,
         "repeats": result.n_repeats,
+        # Subjects who took the study twice: each session was imported as its own participant.
+        "split_subjects": result.split_subjects,
         "participants": result.n_participants,
         "batches": result.n_batches,
         "stimuli": result.n_stimuli,
         "images": result.n_images,
         "seconds": round(seconds, 2),
     }
+
+
+def _split_note(split_subjects: dict[str, int]) -> str:
+    if not split_subjects:
+        return ""
+    # Job.message holds 500 characters; the result file names every such subject.
+    items = list(split_subjects.items())
+    named = ", ".join(f"{subject[:40]!r} ({n} sessions)" for subject, n in items[:3])
+    if len(items) > 3:
+        named += f" and {len(items) - 3} more"
+    return (
+        " Subjects who took the study more than once, each session imported as its own "
+        f"participant: {named}."
+    )
 
 
 def legacy_import_job_run(*, job: Job) -> Job:
@@ -271,6 +287,7 @@ def legacy_import_job_run(*, job: Job) -> Job:
         message=(
             f"Imported {result.n_responses} responses from {result.n_participants} "
             f"participants on {result.n_stimuli} stimuli into {result.study.slug!r}."
+            + _split_note(result.split_subjects)
         ),
         study_id=result.study.id,
     )

@@ -20,7 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from analysis.aggregation import CIFAR10S_TOP2_CLAMP, DEFAULT_GAMMA, HMIX_2023
-from elicitation import imaging, legacy
+from elicitation import imaging, legacy, privacy_services
 from elicitation.defaults import study_texts
 from elicitation.models import (
     Batch,
@@ -57,8 +57,9 @@ TITLES: Final = {
     legacy.HMIX_CONSTRUCT: "H-Mix construct the midpoint (published raw data)",
     legacy.HMIX_SELECT_SHUFFLED: "H-Mix select the shuffled midpoint (published raw data)",
 }
-# client_key of an imported response: uuid5 of (study slug, subject, trial_index), so the same
-# file imported under the same slug gets the same keys.
+# client_key of an imported response: uuid5 of (study slug, participant, trial_index), so the
+# same file imported under the same slug gets the same keys. The participant is the subject, or
+# `<subject>#<n>` for a subject's n-th session (legacy.session_key).
 CLIENT_KEY_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "hmix:legacy-import")
 BULK_BATCH: Final = 2000
 
@@ -74,6 +75,9 @@ class LegacyImportResult:
     n_batches: int
     n_responses: int
     n_repeats: int
+    # Subjects of the file who took the study more than once, with their number of sessions;
+    # each session is its own participant (`<subject>#2`, ...), so n_participants counts them.
+    split_subjects: dict[str, int]
 
 
 def client_key_for(*, study_slug: str, subject: str, trial_index: int) -> uuid.UUID:
@@ -174,7 +178,9 @@ def legacy_import(
     ApplicationError when the slug is taken (unless replace=True, which deletes that study and
     its responses first) or an image cannot be read. One transaction: on any error nothing is
     written. Images are optional: a stimulus whose file is not in `images_dir` has none.
-    Participants are the subjects with at least one response row.
+    Participants are the sessions with at least one response row: a subject who took the
+    study twice becomes two participants (`<subject>` and `<subject>#2`), both kept, and the
+    result (and the study's settings) name such subjects in `split_subjects`.
     """
     parsed = _parsed(fmt, source)
     singles, series = _load_images(parsed, images_dir)
@@ -226,9 +232,9 @@ def _write(
     responses = parsed.responses
     subjects: dict[str, legacy.LegacyResponse] = {}
     for r in responses:
-        subjects.setdefault(r.subject, r)
+        subjects.setdefault(r.participant_key, r)
     batch_sizes = Counter(r.condition for r in subjects.values())
-    repeats = Counter(r.subject for r in responses if r.is_repeat)
+    repeats = Counter(r.participant_key for r in responses if r.is_repeat)
     label_fields: dict[str, Any] = {}
     if fmt in LABEL_METHODS:
         label_fields = {
@@ -251,6 +257,7 @@ def _write(
                 "rows": parsed.n_rows,
                 "skipped_rows": parsed.n_skipped,
                 "responses": len(responses),
+                "split_subjects": parsed.split_subjects,
             }
         },
         **study_texts(trial_type),
@@ -319,23 +326,26 @@ def _write(
         )
         for subject, first in subjects.items()
     }
+    for participant in participants.values():
+        participant.pseudonym = privacy_services.participant_pseudonym(participant=participant)
     Participant.objects.bulk_create(participants.values(), batch_size=BULK_BATCH)
 
     # One trial per response row, numbered in the participant's own order (trial_index).
-    ordered = sorted(responses, key=lambda r: (r.subject, r.trial_index))
+    ordered = sorted(responses, key=lambda r: (r.subject, r.session, r.trial_index))
     position: Counter[str] = Counter()
     trials: list[Trial] = []
     for r in ordered:
+        key = r.participant_key
         trials.append(
             Trial(
-                participant=participants[r.subject],
+                participant=participants[key],
                 stimulus=by_key[r.stimulus_key],
-                position=position[r.subject],
+                position=position[key],
                 kind=Trial.Kind.REPEAT if r.is_repeat else Trial.Kind.MAIN,
                 display=r.display,
             )
         )
-        position[r.subject] += 1
+        position[key] += 1
     Trial.objects.bulk_create(trials, batch_size=BULK_BATCH)
 
     rows: list[Response] = []
@@ -348,7 +358,7 @@ def _write(
             kind=trial.kind,
             position=trial.position,
             client_key=client_key_for(
-                study_slug=study_slug, subject=r.subject, trial_index=r.trial_index
+                study_slug=study_slug, subject=r.participant_key, trial_index=r.trial_index
             ),
             rt_ms=r.rt_ms,
             raw=r.raw,
@@ -381,4 +391,5 @@ def _write(
         n_batches=len(batches),
         n_responses=len(rows),
         n_repeats=sum(repeats.values()),
+        split_subjects=dict(parsed.split_subjects),
     )

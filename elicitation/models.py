@@ -326,6 +326,13 @@ class Participant(BaseModel):
     completed_at = models.DateTimeField(null=True, blank=True)
     debrief = models.JSONField(default=dict, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
+    # How exports name the participant: a keyed hash of the platform id (elicitation.pseudonyms),
+    # stored once so that exports can read it with COPY. Never the token, which is a credential.
+    # db_default: rows inserted by raw SQL get one on their study's first export.
+    pseudonym = models.CharField(max_length=32, blank=True, default="", db_default="")
+    # Set when a researcher withdraws the participant (ParticipantWithdrawal says how): their
+    # answers no longer count anywhere.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["study", "created_at"]
@@ -341,6 +348,40 @@ class Participant(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.external_id or self.token}"
+
+
+class ParticipantWithdrawal(BaseModel):
+    """The log of a withdrawal: who withdrew which participant, when, and how."""
+
+    class Mode(models.TextChoices):
+        DELETE = "delete", "Responses deleted"
+        EXCLUDE = "exclude", "Responses kept but excluded from every analysis and export"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="withdrawals")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="withdrawals"
+    )
+    # The pseudonym at the time, so the log still names the participant in exported terms.
+    pseudonym = models.CharField(max_length=32)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="participant_withdrawals",
+    )
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    n_responses = models.PositiveIntegerField()
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["study", "created_at"]
+        constraints = [
+            # Withdrawing twice is refused by the service; the row is the proof it happened once.
+            models.UniqueConstraint(fields=["participant"], name="participant_withdrawal_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"withdrawal of {self.pseudonym} ({self.mode})"
 
 
 class ComprehensionAttempt(BaseModel):
@@ -437,8 +478,12 @@ class Response(BaseModel):
                 | (Q(p2_pct__gte=0) & (Q(p2_pct__lte=100) | Q(source="imported"))),
                 name="response_p2_percent",
             ),
+            # A published CIFAR-10S answer may name a second class with its probability left
+            # blank; the import keeps the class (the "double select" rule counts it).
             models.CheckConstraint(
-                condition=Q(second_class__isnull=True) | Q(p2_pct__isnull=False),
+                condition=Q(second_class__isnull=True)
+                | Q(p2_pct__isnull=False)
+                | Q(source="imported"),
                 name="response_second_has_p2",
             ),
         ]

@@ -243,12 +243,14 @@ def trials_open_or_keyed(*, participant_id: int, client_key: str) -> list[Trial]
 def response_list(
     *,
     study: Study,
-    participant_token: str | None = None,
+    participant_pseudonym: str | None = None,
     stimulus_key: str | None = None,
 ) -> QuerySet[Response]:
-    qs = Response.objects.filter(study=study).select_related("participant", "stimulus")
-    if participant_token:
-        qs = qs.filter(participant__token=participant_token)
+    """The study's responses, oldest first; withdrawn participants' are left out."""
+    qs = Response.objects.filter(study=study, participant__withdrawn_at__isnull=True)
+    qs = qs.select_related("participant", "stimulus")
+    if participant_pseudonym:
+        qs = qs.filter(participant__pseudonym=participant_pseudonym)
     if stimulus_key:
         qs = qs.filter(stimulus__key=stimulus_key)
     return qs.order_by("id")

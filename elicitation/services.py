@@ -12,7 +12,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analysis import recompute_services
-from elicitation import displays, lifecycle_selectors, lock_objects, payloads, selectors
+from elicitation import (
+    displays,
+    lifecycle_selectors,
+    lock_objects,
+    payloads,
+    privacy_services,
+    selectors,
+)
 from elicitation.models import (
     Batch,
     BatchItem,
@@ -211,6 +218,7 @@ def participant_start(
         class_order=order,
         stage=Stage.CONSENT,
     )
+    participant.pseudonym = privacy_services.participant_pseudonym(participant=participant)
     # Field checks only: the unique token and the study's foreign key would each cost a query
     # in full_clean, and PostgreSQL enforces both on the INSERT.
     participant.clean_fields(exclude=["study", "batch"])

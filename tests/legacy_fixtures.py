@@ -5,7 +5,8 @@ exports (docs/formats/import.md#legacy): a header with an unnamed leading index 
 rows of other trial types mixed in, the answers as JSON in a CSV cell, and the quirks of the
 real files (typed " 80" and "8p", `secondProbNo` with something typed in prob2 anyway, an empty
 prob2 after choosing a second class, the same class twice, chosen classes ticked impossible,
-every class ticked impossible, float noise in final_value, a ".png" on class_pair).
+every class ticked impossible, float noise in final_value, a ".png" on class_pair, and a subject
+who took the study twice, restarting trial_index).
 
 The expected per-annotation labels next to each file were computed by hand from the pseudo-code
 of docs/methods/soft-labels.md; the comments give the arithmetic.
@@ -143,6 +144,10 @@ def form(
 
 def all_but(*keep: str) -> list[str]:
     return [c for c in CLASSES if c not in keep]
+
+
+def all_but_indices(*keep: str) -> list[int]:
+    return [i for i, c in enumerate(CLASSES) if c not in keep]
 
 
 # --- CIFAR-10S ---------------------------------------------------------------------------------
@@ -291,6 +296,69 @@ CIFAR10S_LABELS: dict[str, list[list[float]]] = {
     # I: S = 25.5 -> v / S = Truck 1; P = {}, k = -1 (Q2): no class at zero is possible, the
     # shrink leaves Truck .9, renormalised to 1
     "cifar10_train_64_Ship.png": [[0, 0, 0, 0, 0, 0, 0, 0, 0, 1]],
+}
+
+
+# --- CIFAR-10S: a subject who took the study twice ----------------------------------------------
+
+SECOND_SESSION_SUBJECT = "subj-bravo-02"
+
+
+def cifar10s_two_sessions_rows() -> list[dict[str, Any]]:
+    """The CIFAR-10S file with a second complete session of subj-bravo-02 in the same batch
+    appended, as in the published file: its preamble and answers restart trial_index at 0 and
+    time_elapsed from the start, so the subject's trial_index 4, 5 and 6 occur twice."""
+    b = SECOND_SESSION_SUBJECT
+    return [
+        *cifar10s_rows(),
+        # line 17-18: the second session's preamble, skipped
+        _other(b, 3, 0, "pavlovia"),
+        _other(b, 3, 1, "instructions", rt="4000.0"),
+        # line 19 (J): a second class with a blank prob2 that is also ticked impossible (the
+        # "double select" rule counts it; the constructions see no second class)
+        _plain(b, 3, 4, 17, "Cat", rt="22000", response=form("Cat", "90", "Dog", "", ["Dog"])),
+        # line 20 (K)
+        _plain(
+            b,
+            3,
+            5,
+            42,
+            "Truck",
+            rt="23000",
+            response=form("Truck", "100", None, "", all_but("Truck")),
+        ),
+        # line 21 (L): repeat; the top class again as second, with a blank prob2
+        _plain(
+            b,
+            3,
+            6,
+            42,
+            "Truck",
+            rt="24000",
+            task="rerun_spec_conf",
+            response=form("Truck", "70", "Truck", "", ["Cat"]),
+        ),
+    ]
+
+
+def cifar10s_two_sessions_csv() -> str:
+    return csv_text(CIFAR10S_HEADER, cifar10s_two_sessions_rows())
+
+
+CIFAR10S_TWO_SESSIONS_LABELS: dict[str, list[list[float]]] = {
+    **CIFAR10S_LABELS,
+    "cifar10_train_17_Cat.png": [
+        *CIFAR10S_LABELS["cifar10_train_17_Cat.png"],
+        # J: S = .9, r = .1, P = all but Dog, k = 9 - 1 = 8: .1 / 8 each, Dog nothing
+        [0.0125, 0.0125, 0.0125, 0.9, 0.0125, 0, 0.0125, 0.0125, 0.0125, 0.0125],
+    ],
+    "cifar10_train_42_Truck.png": [
+        *CIFAR10S_LABELS["cifar10_train_42_Truck.png"],
+        # K: S = 1, P = {Truck}, k = 0: Truck 1
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        # L: S = .7, r = .3, P = all but Cat, k = 9 - 1 = 8: .3 / 8 each, Cat nothing
+        [0.0375, 0.0375, 0.0375, 0, 0.0375, 0.0375, 0.0375, 0.0375, 0.0375, 0.7],
+    ],
 }
 
 

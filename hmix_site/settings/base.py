@@ -214,6 +214,11 @@ CELERY_BEAT_SCHEDULE = {
 # A participant who stops interacting for this long loses their batch slot (reclaimed by beat).
 HMIX_DEFAULT_LEASE = timedelta(minutes=env.int("HMIX_LEASE_MINUTES", default=60))
 
+# The key of the participant pseudonyms in exports (elicitation/pseudonyms.py). Keep it secret
+# and never change it: pseudonyms are stored when a participant arrives, so a new key names
+# only later participants differently. Defaults to the secret key.
+HMIX_PSEUDONYM_KEY = env.str("HMIX_PSEUDONYM_KEY", default="") or SECRET_KEY
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -437,6 +437,19 @@ def test_same_top_and_second_rejected_by_new_constructions(name: str) -> None:
         run(name, annotation)
 
 
+@pytest.mark.parametrize("name", list(CONSTRUCTIONS))
+@pytest.mark.parametrize("second", ["Deer", "Cat"])
+def test_a_second_class_without_p2_is_no_second_class_to_every_construction(
+    name: str, second: str
+) -> None:
+    # given a published answer naming a second class (even the top one) with p2 left blank
+    kept = ann("Cat", 70, second, None, ["Dog", second])
+    # when
+    got = run(name, kept)
+    # then it is constructed exactly as the answer without a second class
+    assert got.tolist() == run(name, ann("Cat", 70, None, None, ["Dog", second])).tolist()
+
+
 @pytest.mark.parametrize("name", [n for n in NEW if n != "simselect2"])  # simselect2 ignores p1
 @pytest.mark.parametrize("p1", [-1.0, 100.5, math.nan, math.inf])
 def test_new_constructions_reject_invalid_percent(name: str, p1: float) -> None:

@@ -102,16 +102,21 @@ def awkward_study(make_study: Callable[..., Study]) -> Study:
     return study
 
 
+@pytest.mark.parametrize("raw_ids", [False, True])
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
 def test_database_export_is_byte_identical_to_the_python_writer(
-    awkward_study: Study, fmt: str
+    awkward_study: Study, fmt: str, raw_ids: bool
 ) -> None:
     # given
     until = exports.export_until(study=awkward_study, what="responses")
     assert exports.uses_copy()
     # when
-    copied = _bytes(exports.export_stream(study=awkward_study, what="responses", fmt=fmt))
-    python = _bytes(exports.responses_python(study=awkward_study, fmt=fmt, until=until))
+    copied = _bytes(
+        exports.export_stream(study=awkward_study, what="responses", fmt=fmt, raw_ids=raw_ids)
+    )
+    python = _bytes(
+        exports.responses_python(study=awkward_study, fmt=fmt, until=until, raw_ids=raw_ids)
+    )
     # then
     assert copied == python
     n = Response.objects.filter(study=awkward_study).count()
@@ -241,7 +246,7 @@ def test_annotation_exports_hold_each_rows_construction(awkward_study: Study, fm
             ["stimulus", "participant", "kind", "response_id", *awkward_study.classes]
         ) + "".join(
             exports._csv_line(
-                [r.stimulus.key, str(r.participant.token), r.kind, r.id]
+                [r.stimulus.key, r.participant.pseudonym, r.kind, r.id]
                 + [repr(float(p)) for p in probs]
             )
             for r, probs in rows
@@ -252,7 +257,7 @@ def test_annotation_exports_hold_each_rows_construction(awkward_study: Study, fm
             json.dumps(
                 {
                     "stimulus": r.stimulus.key,
-                    "participant": str(r.participant.token),
+                    "participant": r.participant.pseudonym,
                     "kind": r.kind,
                     "response_id": r.id,
                     "probs": probs.tolist(),

@@ -107,6 +107,7 @@ def test_export_job_runs_after_commit_and_downloads_the_streamed_file(
             "smoothing": 0.0,
             "include_repeats": True,
         },
+        "raw_ids": False,
     }
     assert job.result.name == f"jobs/{job.public_id}/{study.slug}-{filename}"
     assert _download(client, job) == _streamed(client, study, what, fmt)

@@ -356,3 +356,25 @@ def test_quality_commands_refuse_what_they_cannot_judge(imported: Study) -> None
     with pytest.raises(CommandError, match="No study with slug 'nope'"):
         _run("quality_report", study="nope")
     assert SoftLabel.objects.exists() is False
+
+
+@pytest.mark.django_db
+def test_a_blank_p2_second_class_ticked_impossible_counts_as_a_double_select() -> None:
+    # given the file whose second session of subj-bravo-02 names Dog second (p2 left blank)
+    # and ticks Dog impossible
+    owner = UserFactory(username="admin", is_superuser=True)
+    study = legacy_import(
+        study_slug="c10s-twice",
+        fmt="cifar10s",
+        source=fx.lines(fx.cifar10s_two_sessions_csv()),
+        owner=owner,
+    ).study
+    # when
+    report = json.loads(_run("quality_report", study="c10s-twice", fmt="json"))
+    # then that session is its own participant, with the double select counted
+    rows = {r["participant"]: r for r in report["report"]}
+    assert sorted(rows) == ["subj-alpha-01", "subj-bravo-02", "subj-bravo-02#2", "subj-charlie-03"]
+    assert (rows["subj-bravo-02#2"]["n_trials"], rows["subj-bravo-02#2"]["double_select"]) == (3, 1)
+    assert rows["subj-bravo-02#2"]["excluded"] is False
+    assert rows["subj-bravo-02"]["double_select"] == 0
+    assert study.participants.count() == 4

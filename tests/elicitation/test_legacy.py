@@ -109,7 +109,7 @@ def test_lambda_to_step_refuses_a_value_off_the_series(value: float) -> None:
             },
             CategoricalAnswer(TRUCK, 80.0, 80.0, None, None, ()),
         ),
-        # a second class with an empty probability is no second class
+        # a second class with an empty probability is kept, without a probability
         (
             {
                 "classSelect": "mostProbCat",
@@ -117,7 +117,7 @@ def test_lambda_to_step_refuses_a_value_off_the_series(value: float) -> None:
                 "classSelect2": "secondProbDeer",
                 "prob2": " ",
             },
-            CategoricalAnswer(CAT, 80.0, 80.0, None, None, ()),
+            CategoricalAnswer(CAT, 80.0, 80.0, DEER, None, ()),
         ),
         # a typed 0 counts as 100, and the typed value is kept
         (
@@ -260,7 +260,7 @@ def test_cifar10s_file_is_parsed_into_responses_and_plain_stimuli() -> None:
     assert [r.categorical for r in parsed.responses] == [
         CategoricalAnswer(CAT, 60.0, 60.0, DOG, 20.0, (AIRPLANE, AUTOMOBILE, FROG, SHIP, TRUCK)),
         CategoricalAnswer(TRUCK, 80.0, 80.0, None, None, (BIRD, CAT, DEER, DOG, FROG, HORSE, SHIP)),
-        CategoricalAnswer(CAT, 80.0, 80.0, None, None, ()),
+        CategoricalAnswer(CAT, 80.0, 80.0, DEER, None, ()),  # prob2 left blank
         CategoricalAnswer(DEER, 75.0, 75.0, DEER, 25.0, (AIRPLANE, AUTOMOBILE, SHIP, TRUCK)),
         CategoricalAnswer(HORSE, 100.0, 100.0, DEER, 10.0, (DOG,)),
         CategoricalAnswer(
@@ -582,13 +582,81 @@ def test_a_repeated_trial_index_or_a_changing_condition_is_refused() -> None:
     errors = _errors("hmix-select-shuffled", fx.csv_text(fx.SELECT_HEADER, rows))
     # then
     assert errors == [
-        RowError(3, "trial_index", "subject 'dsubj-one' already has trial_index 6 on line 2"),
+        RowError(
+            3,
+            "trial_index",
+            "subject 'dsubj-one' has trial_index 6 on line 2 and 6 here, but time_elapsed did "
+            "not restart (not a new session)",
+        ),
         RowError(
             4,
             "condition",
             "subject 'dsubj-one' has condition 4 and study_id 'fakeprolificstudy0004' here but 3 "
-            "and 'fakeprolificstudy0004' on line 2",
+            "and 'fakeprolificstudy0004' on line 2 of the same session",
         ),
+    ]
+
+
+def test_a_subject_whose_trial_index_restarts_is_split_into_sessions() -> None:
+    # given the CIFAR-10S file with a second session of one subject appended
+    text = fx.cifar10s_two_sessions_csv()
+    # when
+    parsed = legacy.parse("cifar10s", fx.lines(text))
+    # then
+    assert parsed.split_subjects == {"subj-bravo-02": 2}
+    bravo = [
+        (r.line, r.trial_index, r.session, r.participant_key)
+        for r in parsed.responses
+        if r.subject == "subj-bravo-02"
+    ]
+    assert bravo == [
+        (11, 4, 1, "subj-bravo-02"),
+        (12, 5, 1, "subj-bravo-02"),
+        (13, 6, 1, "subj-bravo-02"),
+        (19, 4, 2, "subj-bravo-02#2"),
+        (20, 5, 2, "subj-bravo-02#2"),
+        (21, 6, 2, "subj-bravo-02#2"),
+    ]
+    assert {r.session for r in parsed.responses if r.subject != "subj-bravo-02"} == {1}
+    # the blank-p2 second classes are kept (Dog on line 19, Truck on line 21)
+    second = {r.line: (r.categorical.second_class, r.categorical.p2_pct) for r in parsed.responses}
+    assert (second[19], second[21]) == ((DOG, None), (TRUCK, None))
+
+
+def test_a_session_may_sit_in_another_batch_but_not_change_batch_midway() -> None:
+    # given a second session of subj-bravo-02 in batch 5, one of whose rows says batch 6
+    rows = fx.cifar10s_two_sessions_rows()
+    for i in range(len(rows) - 5, len(rows)):
+        rows = _with(rows, i, condition=5)
+    rows = _with(rows, len(rows) - 1, condition=6)
+    # when
+    errors = _errors("cifar10s", fx.csv_text(fx.CIFAR10S_HEADER, rows))
+    # then only the row changing batch within its session is refused
+    assert errors == [
+        RowError(
+            21,
+            "condition",
+            "subject 'subj-bravo-02' has condition 6 and study_id '' here but 5 and '' on line "
+            "19 of the same session",
+        )
+    ]
+
+
+def test_without_a_time_elapsed_column_a_trial_index_going_back_is_a_new_session() -> None:
+    # given a file of a format whose rows carry no clock, one subject's trial_index restarting
+    header = [c for c in fx.SELECT_HEADER if c != "time_elapsed"]
+    rows = [{k: v for k, v in r.items() if k != "time_elapsed"} for r in fx.select_rows()]
+    rows.insert(3, {**rows[0], "response": '{"select": "select0.7"}'})
+    # when
+    parsed = legacy.parse("hmix-select-shuffled", fx.lines(fx.csv_text(header, rows)))
+    # then
+    assert parsed.split_subjects == {"dsubj-one": 2}
+    assert [(r.participant_key, r.value) for r in parsed.responses] == [
+        ("dsubj-one", {"chosen_step": 3}),
+        ("dsubj-one", {"chosen_step": 5}),
+        ("dsubj-one", {"chosen_step": 3}),
+        ("dsubj-one#2", {"chosen_step": 7}),
+        ("dsubj-two", {"chosen_step": 6}),
     ]
 
 

@@ -120,6 +120,7 @@ def test_api_upload_imports_the_file_as_a_new_study(
         "skipped_rows": 6,
         "responses": 9,
         "repeats": 1,
+        "split_subjects": {},
         "participants": 3,
         "batches": 2,
         "stimuli": 4,
@@ -555,3 +556,35 @@ def test_a_researcher_imports_a_file_from_the_dashboard(
     expect(page).to_have_url(f"{live_server.url}/dashboard/studies/hmix-mix-web/")
     expect(page.locator("h1")).to_contain_text("Mixing factor from the web")
     assert Response.objects.filter(study__slug="hmix-mix-web").count() == 5
+
+
+def test_a_job_reports_a_subject_split_into_two_sessions(
+    client_for: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given the file in which one subject took the study twice
+    data = {
+        "file": _csv_file(fx.cifar10s_two_sessions_csv()),
+        "format": "cifar10s",
+        "study": SLUG,
+    }
+    # when
+    res = _post(client_for, django_capture_on_commit_callbacks, data)
+    # then the whole file is imported, the subject as two participants
+    assert res.status_code == 202
+    job = Job.objects.get()
+    assert job.status == Job.Status.DONE
+    assert job.message == (
+        f"Imported 12 responses from 4 participants on 4 stimuli into {SLUG!r}. Subjects who "
+        "took the study more than once, each session imported as its own participant: "
+        "'subj-bravo-02' (2 sessions)."
+    )
+    detail = client_for.get(f"/api/jobs/{job.public_id}/").json()
+    summary = json.loads(b"".join(client_for.get(detail["download_url"]).streaming_content))
+    assert (summary["split_subjects"], summary["participants"], summary["responses"]) == (
+        {"subj-bravo-02": 2},
+        4,
+        12,
+    )
+    assert sorted(
+        Participant.objects.filter(study__slug=SLUG).values_list("external_id", flat=True)
+    ) == ["subj-alpha-01", "subj-bravo-02", "subj-bravo-02#2", "subj-charlie-03"]

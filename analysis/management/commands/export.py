@@ -24,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--what", required=True, choices=exports.WHATS)
         parser.add_argument("--format", required=True, choices=["csv", "json", "jsonl", "npy"])
         parser.add_argument("--out", required=True, type=Path)
+        parser.add_argument(
+            "--raw-ids",
+            action="store_true",
+            help="Also write the participants' platform ids (PROLIFIC_PID, workerId): personal "
+            "data. Without it participants are named by their pseudonym only.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         study, method = study_and_method(options)
@@ -35,7 +41,12 @@ class Command(BaseCommand):
             rows = _write(
                 out,
                 exports.export_stream(
-                    study=study, what=options["what"], fmt=fmt, method=method, until=until
+                    study=study,
+                    what=options["what"],
+                    fmt=fmt,
+                    method=method,
+                    until=until,
+                    raw_ids=options["raw_ids"],
                 ),
             )
             if fmt == "npy":

@@ -67,6 +67,13 @@ class Command(BaseCommand):
             f"{result.n_stimuli} stimuli ({result.n_images} with images); "
             f"{result.n_skipped} of {result.n_rows} rows skipped (not responses)."
         )
+        for subject, n in result.split_subjects.items():
+            self.stdout.write(
+                f"Subject {subject!r} has {n} sessions in the file (trial_index restarts); "
+                f"imported as {n} participants: "
+                + ", ".join(repr(legacy.session_key(subject, i)) for i in range(1, n + 1))
+                + "."
+            )
         self.stdout.write(
             f"Time: {done - started:.2f} s (parse {parsed_at - started:.2f} s, "
             f"write {done - parsed_at:.2f} s)."

@@ -184,7 +184,8 @@ def test_cifar10s_import_creates_the_study_and_one_response_per_row(admin: Any) 
          [0, 1, 6, 8, 9], {}, "imported"),
         ("subj-alpha-01", "cifar10_train_42_Truck.png", "main", 1, 30000, 9, 80.0, None, None,
          [2, 3, 4, 5, 6, 7, 8], {}, "imported"),
-        ("subj-alpha-01", "cifar10_train_17_Cat.png", "repeat", 2, 20000, 3, 80.0, None, None,
+        # a second class (Deer) with its probability left blank: kept, without p2
+        ("subj-alpha-01", "cifar10_train_17_Cat.png", "repeat", 2, 20000, 3, 80.0, 4, None,
          [], {}, "imported"),
         ("subj-bravo-02", "cifar10_train_17_Cat.png", "main", 0, 15000, 4, 75.0, 4, 25.0,
          [0, 1, 8, 9], {}, "imported"),
@@ -740,3 +741,97 @@ def test_only_imported_responses_may_store_a_percentage_above_100(admin: Any) ->
     # then
     imported.refresh_from_db()
     assert imported.source == "imported"
+
+
+# --- a subject who took the study twice ----------------------------------------------------------
+
+
+def test_a_subject_with_two_sessions_imports_as_two_participants(admin: Any) -> None:
+    # given the CIFAR-10S file with a second complete session of subj-bravo-02 (trial_index and
+    # time_elapsed restart, the same batch)
+    source = fx.lines(fx.cifar10s_two_sessions_csv())
+    # when
+    result = legacy_import(study_slug="c10s-twice", fmt="cifar10s", source=source, owner=admin)
+    # then nothing is refused, and the split is reported
+    study = result.study
+    assert (result.n_participants, result.n_responses, result.n_repeats) == (4, 12, 2)
+    assert result.split_subjects == {"subj-bravo-02": 2}
+    assert study.settings["legacy_import"]["split_subjects"] == {"subj-bravo-02": 2}
+    assert list(
+        study.participants.order_by("external_id").values_list("external_id", "batch__number")
+    ) == [
+        ("subj-alpha-01", 3),
+        ("subj-bravo-02", 3),
+        ("subj-bravo-02#2", 3),
+        ("subj-charlie-03", 4),
+    ]
+    assert list(study.batches.order_by("number").values_list("number", "target")) == [
+        (3, 3),
+        (4, 1),
+    ]
+    # each session keeps its own trials, numbered from 0, and its own idempotency keys
+    second = Response.objects.filter(participant__external_id="subj-bravo-02#2").order_by(
+        "position"
+    )
+    assert list(
+        second.values_list(
+            "position", "kind", "stimulus__key", "top_class", "second_class", "p2_pct", "impossible"
+        )
+    ) == [
+        (0, "main", "cifar10_train_17_Cat.png", fx.CAT, fx.DOG, None, [fx.DOG]),
+        (
+            1,
+            "main",
+            "cifar10_train_42_Truck.png",
+            fx.TRUCK,
+            None,
+            None,
+            fx.all_but_indices("Truck"),
+        ),
+        (2, "repeat", "cifar10_train_42_Truck.png", fx.TRUCK, fx.TRUCK, None, [fx.CAT]),
+    ]
+    assert [r.client_key for r in second] == [
+        client_key_for(study_slug="c10s-twice", subject="subj-bravo-02#2", trial_index=i)
+        for i in (4, 5, 6)
+    ]
+    assert len({r.client_key for r in Response.objects.filter(study=study)}) == 12
+    assert {r.raw["subject"] for r in second} == {"subj-bravo-02"}
+
+
+def test_two_sessions_reproduce_the_published_construction(admin: Any, tmp_path: Path) -> None:
+    # given
+    _import(tmp_path, "cifar10s", "c10s-twice", fx.cifar10s_two_sessions_csv())
+    # when
+    _run("aggregate", study="c10s-twice")
+    annotations = _export(tmp_path, "c10s-twice", "annotation-soft-labels")
+    # then every annotation of both sessions is the hand-computed published vector (the blank
+    # p2 second classes contribute nothing to the construction)
+    assert sorted(annotations["labels"]) == sorted(fx.CIFAR10S_TWO_SESSIONS_LABELS)
+    for key, expected in fx.CIFAR10S_TWO_SESSIONS_LABELS.items():
+        _assert_same_multiset(annotations["labels"][key], expected)
+
+
+def test_the_command_reports_the_split_subject(admin: Any, tmp_path: Path) -> None:
+    # when
+    out = _import(tmp_path, "cifar10s", "c10s-twice", fx.cifar10s_two_sessions_csv())
+    # then
+    assert (
+        "Subject 'subj-bravo-02' has 2 sessions in the file (trial_index restarts); imported as "
+        "2 participants: 'subj-bravo-02', 'subj-bravo-02#2'."
+    ) in out
+    assert "from 4 participants" in out
+
+
+def test_a_trial_index_repeated_without_a_restart_still_imports_nothing(admin: Any) -> None:
+    # given a duplicated response row (same trial_index, the clock running on)
+    rows = fx.cifar10s_rows()
+    rows.insert(6, {**rows[5], "time_elapsed": 200000})
+    # when / then
+    with pytest.raises(legacy.LegacyFormatError, match="time_elapsed did not restart"):
+        legacy_import(
+            study_slug="c10s",
+            fmt="cifar10s",
+            source=fx.lines(fx.csv_text(fx.CIFAR10S_HEADER, rows)),
+            owner=admin,
+        )
+    assert _counts() == (0, 0, 0, 0, 0, 0, 0, 0)
