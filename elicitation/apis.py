@@ -62,6 +62,8 @@ class SessionOutputSerializer(serializers.Serializer):
 
 
 class SessionStartApi(ParticipantApi):
+    extra_error_statuses = (404,)  # no study with the slug given in the body
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "SessionStartInput"  # nested serializers share a class name
@@ -193,6 +195,9 @@ class ComprehensionApi(ParticipantApi):
 
 
 class ResponseCreateApi(NonAtomicParticipantApi):
+    # A trial of another session (hmix_site/common/schema.py documents the usual statuses).
+    extra_error_statuses = (403,)
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "ResponseCreateInput"  # nested serializers share a class name

@@ -157,12 +157,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON with a depth limit and no NUL; views that take uploads name their own parsers.
-    "DEFAULT_PARSER_CLASSES": [
-        "hmix_site.common.parsers.SafeJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only, with a depth limit and no NUL; the views that take files name MultiPartParser.
+    # (Form parsing would read "" as "left out" and accept bodies the schema calls invalid.)
+    "DEFAULT_PARSER_CLASSES": ["hmix_site.common.parsers.SafeJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # drf-spectacular's, plus the error statuses each operation can answer.
     "DEFAULT_SCHEMA_CLASS": "hmix_site.common.schema.HmixAutoSchema",
     "EXCEPTION_HANDLER": "hmix_site.common.api.exception_handler",
