@@ -62,7 +62,9 @@ class SessionOutputSerializer(serializers.Serializer):
 
 
 class SessionStartApi(ParticipantApi):
-    extra_error_statuses = (404,)  # no study with the slug given in the body
+    # 404: no study with the slug in the body; 403: a Prolific ID resumed from another
+    # Prolific study or submission (hmix_site/common/schema.py documents the usual statuses).
+    extra_error_statuses = (403, 404)
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -195,9 +197,6 @@ class ComprehensionApi(ParticipantApi):
 
 
 class ResponseCreateApi(NonAtomicParticipantApi):
-    # A trial of another session (hmix_site/common/schema.py documents the usual statuses).
-    extra_error_statuses = (403,)
-
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "ResponseCreateInput"  # nested serializers share a class name

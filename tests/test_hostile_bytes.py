@@ -99,6 +99,20 @@ def test_nul_in_a_header_is_refused(client: Client, make_study: Callable[..., St
     assert Participant.objects.exists() is False
 
 
+def test_a_malformed_session_cookie_starts_a_new_session(
+    client: Client, make_study: Callable[..., Study]
+) -> None:
+    # given a direct link and a cookie that is no session token
+    study = make_study()
+    client.cookies[f"hmix_session_{study.pk}"] = "not-a-uuid"
+    # when
+    res = client.get(reverse("elicitation:entry", kwargs={"slug": study.slug}))
+    # then
+    participant = Participant.objects.get()
+    assert res.status_code == 302
+    assert res["Location"] == reverse("elicitation:session", kwargs={"token": participant.token})
+
+
 # --- researcher API filters -------------------------------------------------------------------
 
 
