@@ -23,6 +23,7 @@ from elicitation import privacy_services
 from elicitation import selectors as elicitation_selectors
 from elicitation import services as elicitation_services
 from elicitation.models import Participant, Study
+from hmix_site.common.serializers import JsonTypedSerializer
 
 
 class IdCursorPagination(CursorPagination):
@@ -235,7 +236,7 @@ class ParticipantListApi(APIView):
 
 
 class StudyCollaboratorAddApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "StudyCollaboratorAddInput"  # nested serializers share a class name
 
@@ -271,7 +272,7 @@ class StudyCollaboratorAddApi(APIView):
 
 
 class ParticipantReturnApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "ParticipantReturnInput"  # nested serializers share a class name
 

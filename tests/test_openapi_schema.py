@@ -6,9 +6,12 @@ from typing import Any
 
 import pytest
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
 
+from elicitation import selectors
+from elicitation.models import Response
 from tests.api_world import World, seed_world
-from tests.conftest import token_client
+from tests.conftest import categorical_answer, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +127,44 @@ def test_json_values_of_another_type_are_refused(
     assert res.status_code == 400
     assert res.json()["message"].startswith(f"{message}: Expected")
     assert world.study.jobs.count() == 1  # the seeded one
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("", {"study": "world-study", "platform": "prolific", "external_id": 5}, "external_id"),
+        ("aaaaaaaa-0000-4000-8000-00000000000a/consent/", {"adult": 1}, "adult"),
+        ("aaaaaaaa-0000-4000-8000-00000000000a/comprehension/", {"answers": ["1"]}, "answers"),
+    ],
+)
+def test_participant_json_values_of_another_type_are_refused(
+    world: World, path: str, body: dict[str, Any], message: str
+) -> None:
+    # given
+    before = world.study.participants.count()
+    # when
+    res = APIClient().post(f"/api/participant/sessions/{path}", body, format="json")
+    # then
+    assert res.status_code == 400
+    assert res.json()["message"].startswith(f"{message}: ")
+    assert "Expected" in res.json()["message"]
+    assert world.study.participants.count() == before
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(world: World) -> None:
+    # given A at a trial
+    trial = selectors.trial_get_next(participant=world.participant_a)
+    assert trial is not None
+    body = {
+        "trial": trial.id,
+        "client_key": "0b6c2f7e-3a51-4c1e-9b1a-7a1f1e2d3c4b",
+        "rt_ms": 8450.0,
+        "answer": categorical_answer(),
+    }
+    # when
+    res = APIClient().post(
+        f"/api/participant/sessions/{world.participant_a.token}/responses/", body, format="json"
+    )
+    # then
+    assert res.status_code == 201
+    assert Response.objects.get(client_key=body["client_key"]).rt_ms == 8450

@@ -45,6 +45,9 @@ def json_type_errors(field: serializers.Field, value: Any) -> Any:
         if isinstance(field, kind):
             if isinstance(value, bool) and bool not in types:
                 return [f"Expected {words}, not a boolean."]
+            if kind is serializers.IntegerField and isinstance(value, float):
+                # JSON has one number type: 8450.0 is the integer 8450 (as JSON Schema says).
+                return None if value.is_integer() else [f"Expected {words}."]
             if not isinstance(value, types):
                 return [f"Expected {words}."]
             return None
