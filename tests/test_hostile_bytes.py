@@ -302,7 +302,7 @@ def test_json_within_the_depth_limit_is_parsed(
     )
     # then: parsed, and refused by the field that expects text
     assert res.status_code == 400
-    assert res.json()["message"] == "external_id: Not a valid string."
+    assert res.json()["message"] == "external_id: Expected a string."
     assert Participant.objects.exists() is False
 
 

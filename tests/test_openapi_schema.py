@@ -33,6 +33,7 @@ def world() -> World:
         ("/api/studies/{slug}/responses/", "PaginatedResponseListOutputList"),
         ("/api/studies/{slug}/soft-labels/", "PaginatedSoftLabelListOutputList"),
         ("/api/studies/{slug}/analysis/", "PaginatedAnalysisResultOutputList"),
+        ("/api/studies/{slug}/withdrawals/", "PaginatedWithdrawalOutputList"),
     ],
 )
 def test_cursor_paginated_lists_are_documented_as_pages(
