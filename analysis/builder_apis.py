@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,13 +22,14 @@ from elicitation import (
     uploads,
 )
 from elicitation.models import ImageSet, Study, StudyTransition
+from hmix_site.common.serializers import JsonTypedSerializer
 from jobs.apis import JobOutputSerializer
 from jobs.models import Job
 
 
 # Refuses fields it does not know: a misspelt field must not be silently ignored. (A comment,
 # not a docstring: drf-spectacular would print a docstring into every input schema.)
-class StrictSerializer(serializers.Serializer):
+class StrictSerializer(JsonTypedSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(self.initial_data) - set(self.fields))
         if unknown:
@@ -268,6 +270,8 @@ class ImageSetListApi(APIView):
 
 
 class ImageSetCreateApi(APIView):
+    parser_classes = [MultiPartParser]
+
     class InputSerializer(StrictSerializer):
         class Meta:
             ref_name = "ImageSetCreateInput"
@@ -344,6 +348,8 @@ class ImageSetListCreateApi(ImageSetCreateApi, ImageSetListApi):
 
 
 class IriImportApi(APIView):
+    parser_classes = [MultiPartParser]
+
     class InputSerializer(StrictSerializer):
         class Meta:
             ref_name = "IriImportInput"

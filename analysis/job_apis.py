@@ -9,16 +9,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analysis import export_services, exports, selectors
-from analysis.aggregation import Method
-from analysis.apis import RAW_IDS_HELP, study_for_researcher
+from analysis.aggregation import CONSTRUCTIONS, Method
+from analysis.apis import RAW_IDS_HELP, choice_field, study_for_researcher
 from elicitation.models import Study
+from hmix_site.common.serializers import JsonTypedSerializer
 from jobs.apis import JobOutputSerializer
 
 
-class MethodInputSerializer(serializers.Serializer):
+class MethodInputSerializer(JsonTypedSerializer):
     """The soft-label construction, like the export's query parameters; default: the study's."""
 
-    method = serializers.CharField(required=False, help_text="Construction name")
+    method = choice_field(
+        "construction", sorted(CONSTRUCTIONS), required=False, help_text="Construction name"
+    )
     gamma = serializers.FloatField(required=False, help_text="Clamp mass γ")
     smoothing = serializers.FloatField(required=False, help_text="Label smoothing ε")
     exclude_repeats = serializers.BooleanField(required=False, help_text="Leave repeats out")

@@ -7,9 +7,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analysis.apis import cursor_page, study_for_researcher
+from analysis.apis import IdCursorPagination, cursor_page, study_for_researcher
 from elicitation import privacy_selectors, privacy_services
 from elicitation.models import ParticipantWithdrawal
+from hmix_site.common.serializers import JsonTypedSerializer
 
 
 class WithdrawalOutputSerializer(serializers.Serializer):
@@ -25,7 +26,7 @@ class WithdrawalOutputSerializer(serializers.Serializer):
 
 
 class ParticipantWithdrawApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "ParticipantWithdrawInput"  # nested serializers share a class name
 
@@ -74,6 +75,8 @@ class ParticipantWithdrawApi(APIView):
 
 
 class ParticipantWithdrawalListApi(APIView):
+    pagination_class = IdCursorPagination  # documents the page cursor_page answers
+
     @extend_schema(
         responses=WithdrawalOutputSerializer(many=True),
         summary="The study's withdrawal log (who withdrew which participant, when, how)",

@@ -2,7 +2,6 @@
 participant journey that records nothing. Forms parse, the builder services write, and every
 page checks that the user is a researcher of the study (403 otherwise)."""
 
-import json
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +15,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework.exceptions import ParseError
 
 from dashboard import builder_forms, preview
 from dashboard.views import _study
@@ -34,6 +34,7 @@ from elicitation.forms import ComprehensionForm, ConsentForm
 from elicitation.models import ImageSet, Participant, Stimulus, Study
 from elicitation.views import TEMPLATES
 from hmix_site.common.exceptions import ApplicationError
+from hmix_site.common.parsers import json_loads_checked
 from jobs import selectors as jobs_selectors
 from jobs.models import Job
 
@@ -595,9 +596,11 @@ def preview_responses(request: HttpRequest, slug: str) -> JsonResponse:
     if request.content_type != "application/json":
         return _json_error("Send the answer as application/json.", 415)
     try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        body = json_loads_checked(request.body.decode())
+    except UnicodeDecodeError:
         return _json_error("The body is not valid JSON.", 400)
+    except ParseError as exc:  # too deep, not JSON, or text PostgreSQL refuses: as the API
+        return _json_error(str(exc.detail), 400)
     envelope = ResponseCreateApi.InputSerializer(data=body)
     if not envelope.is_valid():
         field, errors = next(iter(envelope.errors.items()))

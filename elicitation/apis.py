@@ -16,6 +16,7 @@ from elicitation import payloads, selectors, services
 from elicitation.models import Participant, Study
 from elicitation.presenters import session_state
 from hmix_site.common import body_limits
+from hmix_site.common.serializers import JsonTypedSerializer
 
 
 def _participant(token: str) -> Participant:
@@ -62,7 +63,11 @@ class SessionOutputSerializer(serializers.Serializer):
 
 
 class SessionStartApi(ParticipantApi):
-    class InputSerializer(serializers.Serializer):
+    # 404: no study with the slug in the body; 403: a Prolific ID resumed from another
+    # Prolific study or submission (hmix_site/common/schema.py documents the usual statuses).
+    extra_error_statuses = (403, 404)
+
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "SessionStartInput"  # nested serializers share a class name
 
@@ -122,7 +127,7 @@ class SessionDetailApi(NonAtomicParticipantApi):
 
 
 class ConsentApi(ParticipantApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "ConsentInput"  # nested serializers share a class name
 
@@ -166,7 +171,7 @@ class InstructionsApi(ParticipantApi):
 
 
 class ComprehensionApi(ParticipantApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "ComprehensionInput"  # nested serializers share a class name
 
@@ -193,7 +198,7 @@ class ComprehensionApi(ParticipantApi):
 
 
 class ResponseCreateApi(NonAtomicParticipantApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "ResponseCreateInput"  # nested serializers share a class name
 
@@ -258,7 +263,7 @@ class ResponseCreateApi(NonAtomicParticipantApi):
 
 
 class DebriefApi(ParticipantApi):
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(JsonTypedSerializer):
         class Meta:
             ref_name = "DebriefInput"  # nested serializers share a class name
 

@@ -57,8 +57,13 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         platform, ids = Participant.Platform.DIRECT, ["", "", ""]
         token = request.COOKIES.get(_cookie_name(study))
         if token:
-            existing = Participant.objects.filter(study=study, token=token).first()
-            if existing is not None and existing.stage not in Participant.FINISHED_STAGES:
+            # The cookie is the browser's to send: a malformed one is simply not found.
+            existing = selectors.participant_by_token(token=token)
+            if (
+                existing is not None
+                and existing.study_id == study.pk
+                and existing.stage not in Participant.FINISHED_STAGES
+            ):
                 return HttpResponseRedirect(_session_url(existing))
     try:
         participant, _ = services.participant_start(

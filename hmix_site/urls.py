@@ -22,6 +22,10 @@ def health(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
 
 
+handler400 = "hmix_site.common.api.bad_request"
+handler404 = "hmix_site.common.api.page_not_found"
+handler500 = "hmix_site.common.api.server_error"
+
 urlpatterns = [
     path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="dashboard:studies", permanent=False)),

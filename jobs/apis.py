@@ -48,10 +48,29 @@ class JobDetailApi(APIView):
         return Response(JobOutputSerializer(_job(request, job_id)).data)
 
 
+# A result's media type by its extension: exports (csv, json, jsonl, npy, npy-index's
+# .index.csv), dataset bundles (zip) and the builder jobs' JSON summaries.
+RESULT_MEDIA_TYPES = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+    "npy": "application/octet-stream",
+    "zip": "application/zip",
+}
+
+
 class JobDownloadApi(APIView):
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, media_type): (
+                OpenApiTypes.ANY if media_type == "application/json" else OpenApiTypes.BINARY
+            )
+            for media_type in RESULT_MEDIA_TYPES.values()
+        },
         summary="Download a finished job's result",
+        description="The media type follows the file: "
+        + ", ".join(f"{ext} {media_type}" for ext, media_type in RESULT_MEDIA_TYPES.items())
+        + ".",
     )
     def get(self, request: Request, job_id: str) -> FileResponse:
         job = _job(request, job_id)
@@ -60,4 +79,7 @@ class JobDownloadApi(APIView):
         name = job.result.name.rsplit("/", 1)[-1]
         # Through the app from any storage (a bucket too): each download is checked against
         # the job's owner, and the bucket never has to be reachable from researchers' machines.
-        return FileResponse(job.result.open("rb"), as_attachment=True, filename=name)
+        media_type = RESULT_MEDIA_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+        return FileResponse(
+            job.result.open("rb"), as_attachment=True, filename=name, content_type=media_type
+        )

@@ -3,7 +3,8 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -70,3 +71,25 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
         message = response.data.get("detail", "") if isinstance(response.data, dict) else ""
         response.data = {"message": str(message), "extra": {}}
     return response
+
+
+# Django's own error pages (an unknown URL, a request Django refuses before any view, a crash)
+# are HTML; under /api/ they answer in the API's error shape instead, as the schema documents.
+def _api_error(request: HttpRequest, message: str, status: int) -> HttpResponse | None:
+    if not request.path_info.startswith("/api/"):
+        return None
+    return JsonResponse({"message": message, "extra": {}}, status=status)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _api_error(request, "No such endpoint.", 404) or defaults.page_not_found(
+        request, exception
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _api_error(request, "Bad request.", 400) or defaults.bad_request(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return _api_error(request, "Server error.", 500) or defaults.server_error(request)

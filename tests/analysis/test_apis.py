@@ -192,7 +192,7 @@ def test_export_with_an_unknown_format_is_400(study_with_data: Study) -> None:
     # then
     assert res.status_code == 400
     assert (
-        res.json()["message"] == "export: Unknown format 'xlsx'; expected one of "
+        res.json()["message"] == "format: Unknown format 'xlsx'; expected one of "
         "['csv', 'json', 'jsonl', 'npy', 'npy-index']."
     )
 
@@ -313,4 +313,4 @@ def test_until_must_be_a_whole_number(study_with_data: Study) -> None:
     )
     # then
     assert res.status_code == 400
-    assert res.json()["message"] == "A valid integer is required."
+    assert res.json()["message"] == "until: A valid integer is required."

@@ -393,8 +393,8 @@ def test_only_the_jobs_owner_sees_it(
         ({"what": "responses"}, "format: This field is required."),
         (
             {"what": "soft-labels", "format": "csv", "method": "magic"},
-            "method: unknown construction 'magic'; valid names: cifar10s-top2-clamp, "
-            "clean-top2-clamp, hmix-2023, renormalise, simselect2, top1, uniform",
+            "method: Unknown construction 'magic'; expected one of ['cifar10s-top2-clamp', "
+            "'clean-top2-clamp', 'hmix-2023', 'renormalise', 'simselect2', 'top1', 'uniform'].",
         ),
         (
             {"what": "soft-labels", "format": "csv", "gamma": 2},

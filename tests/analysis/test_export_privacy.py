@@ -310,7 +310,7 @@ def test_the_rest_export_writes_platform_ids_only_with_raw_ids(hostile_study: St
     assert {r["external_id"] for r in _csv(plain)} == {""}
     assert {r["external_id"] for r in _csv(raw)} == {"'" + v for v in HOSTILE_IDS.values()}
     assert bad.status_code == 400
-    assert bad.json()["message"] == "Must be a valid boolean."
+    assert bad.json()["message"] == "raw_ids: Must be a valid boolean."
 
 
 @pytest.mark.parametrize("raw_ids", [False, True])
