@@ -188,9 +188,39 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_SOFT_TIME_LIMIT = 5 * 60
 CELERY_TASK_TIME_LIMIT = 6 * 60
-# With acks_late a task whose worker dies is redelivered; tasks are idempotent so that is safe.
+# Crash safety. What a killed worker (SIGKILL, OOM, lost host) leaves behind, and who picks it
+# up: https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late and
+# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#caveats
+#
+# Acknowledge a message only once its task has finished, so a task whose worker dies is
+# delivered again instead of dropped. Safe because every task here is idempotent (house rule;
+# each task also says so in its own decorator): a second delivery recomputes the same rows or
+# finds its job already claimed (jobs.services.job_start).
+CELERY_TASK_ACKS_LATE = True
+# A pool child killed mid-task (OOM killer, SIGKILL) is treated like a dead worker: requeue
+# the message rather than acknowledge it as failed. A task that kills its process every time
+# cannot loop for ever: job tasks find their job claimed on the second delivery, and the
+# recomputes are cheap, bounded queries.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message reserved per pool process. With acks_late every reserved message is unacked, and
+# a killed worker's unacked messages wait for the visibility timeout below; prefetching more
+# would strand more of them (and starve idle workers while one hoards the queue).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis has no acknowledgements of its own: kombu keeps each delivered message in an "unacked"
+# set, and any live worker puts it back on its queue once it has been unacked this long.
+# Celery's default is one hour, which is how long labels waited after a crash. 10 minutes:
+# a killed worker's tasks run again within HMIX_CELERY_VISIBILITY_TIMEOUT_S plus
+# HMIX_CELERY_RESTORE_INTERVAL_S of the kill (given one live worker). A task still running
+# after this long (an export may take an hour) is delivered a second time as well; that copy
+# finds its job claimed and returns at once, which is why the timeout may be shorter than the
+# longest task. Countdowns (a few seconds here) must stay well below it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("HMIX_CELERY_VISIBILITY_TIMEOUT_S", default=10 * 60),
+    # How often a worker looks for such messages. kombu's default looks every 10 × 10 s; with
+    # the throttle at 1 every interval looks (one sorted-set range query on Redis).
+    "unacked_restore_interval": env.int("HMIX_CELERY_RESTORE_INTERVAL_S", default=30),
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # Every minute: https://crontab.guru/#*_*_*_*_*
@@ -199,17 +229,22 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
     },
     # Every minute: https://crontab.guru/#*_*_*_*_* (refreshes lost with a killed worker wait
-    # no longer than this plus analysis.recompute_services.RECONCILE_AFTER)
+    # no longer than this plus HMIX_RECOMPUTE_RECONCILE_AFTER_S)
     "reconcile-pending-recomputes": {
         "task": "analysis.tasks.pending_recomputes_reconcile",
         "schedule": crontab(minute="*"),
     },
-    # Every 10 minutes: https://crontab.guru/#*/10_*_*_*_*
+    # Every 10 minutes: https://crontab.guru/#*/10_*_*_*_* (also re-enqueues jobs left pending
+    # by a task that gave up, and fails them in the end: jobs.tasks)
     "fail-jobs-of-crashed-workers": {
         "task": "jobs.tasks.jobs_fail_stale",
         "schedule": crontab(minute="*/10"),
     },
 }
+
+# A stale-results mark (analysis.recompute_services) this old with no refresh in sight is taken
+# for lost with its task and enqueued again by the reconciler above.
+HMIX_RECOMPUTE_RECONCILE_AFTER_S = env.int("HMIX_RECOMPUTE_RECONCILE_AFTER_S", default=60)
 
 # A participant who stops interacting for this long loses their batch slot (reclaimed by beat).
 HMIX_DEFAULT_LEASE = timedelta(minutes=env.int("HMIX_LEASE_MINUTES", default=60))
