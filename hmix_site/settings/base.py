@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "hmix_site.common",
     "elicitation",
     "analysis",
@@ -48,6 +49,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a refused participant arrival (hmix_site.common.ratelimits) into a 429 page.
+    "hmix_site.common.ratelimits.RateLimitedMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hmix_site.urls"
@@ -90,6 +95,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes checks every login (the dashboard's and the admin's) before the password does.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:studies"
@@ -146,6 +156,43 @@ HMIX_MAX_ZIP_MEMBER_BYTES = env.int("HMIX_MAX_ZIP_MEMBER_BYTES", default=64 * 10
 HMIX_MAX_ZIP_TOTAL_BYTES = env.int("HMIX_MAX_ZIP_TOTAL_BYTES", default=512 * 1024 * 1024)
 HMIX_MAX_IMAGE_PIXELS = env.int("HMIX_MAX_IMAGE_PIXELS", default=4096 * 4096)
 
+# --- Abuse limits (README "Rate limits") ---
+# Request counters live in the default cache (login failures: in the database, django-axes).
+# Every web process must share the cache, or each would count on its own: production settings
+# require HMIX_CACHE_URL (a Redis database); without one (the demo, one process) the cache is
+# in-process memory.
+HMIX_CACHE_URL = env.str("HMIX_CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": HMIX_CACHE_URL}
+        if HMIX_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Behind a reverse proxy REMOTE_ADDR is the proxy's: name the WSGI key of the header it sets
+# (HTTP_X_REAL_IP, or HTTP_X_FORWARDED_FOR whose last address is the one the proxy saw).
+# Only set it when a proxy you run overwrites that header, or clients choose their address.
+HMIX_CLIENT_IP_HEADER = env.str("HMIX_CLIENT_IP_HEADER", default="")
+# Participant arrivals (a new or resumed session, over the study link or the API), counted per
+# client address and per study; django-ratelimit's "count/period" syntax (s, m, h, d; "30/10m"
+# is 30 in 10 minutes). Per address, generous for a lab behind one NAT; per study, above the
+# pace of a crowd-platform launch. Raise them for a faster launch.
+HMIX_RATE_LIMITS_ENABLED = env.bool("HMIX_RATE_LIMITS_ENABLED", default=True)
+HMIX_ARRIVAL_RATE_PER_IP = env.str("HMIX_ARRIVAL_RATE_PER_IP", default="30/10m")
+HMIX_ARRIVAL_RATE_PER_STUDY = env.str("HMIX_ARRIVAL_RATE_PER_STUDY", default="120/m")
+# Researcher API requests per user (token or session), DRF's "count/period" syntax (s, m, h, d).
+HMIX_API_RATE_PER_USER = env.str("HMIX_API_RATE_PER_USER", default="600/min")
+RATELIMIT_ENABLE = HMIX_RATE_LIMITS_ENABLED
+RATELIMIT_IP_META_KEY = "hmix_site.common.ratelimits.client_ip"
+# Logins (django-axes): after this many wrong passwords for one username from one address,
+# that pair is locked out for the cool-off, right password or not.
+AXES_FAILURE_LIMIT = env.int("HMIX_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("HMIX_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "hmix_site.common.ratelimits.client_ip"
+AXES_LOCKOUT_CALLABLE = "hmix_site.common.ratelimits.login_locked_out"
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -154,6 +201,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hmix_site.common.api.exception_handler",
+    # Per user, HMIX_API_RATE_PER_USER; participants (no account) are limited per arrival.
+    "DEFAULT_THROTTLE_CLASSES": ["hmix_site.common.ratelimits.ResearcherRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
