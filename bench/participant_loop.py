@@ -559,7 +559,7 @@ def main() -> None:
             # No TLS proxy in front here; everything else as in production, except:
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             # every simulated participant arrives from 127.0.0.1, which the per-address arrival
-            # limit exists to stop: rate limits off (README "Rate limits").
+            # limit exists to stop: rate limits off (docs/deployment.md#rate-limits).
             "HMIX_RATE_LIMITS_ENABLED": "false",
             "HMIX_CACHE_URL": REDIS_URL,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",

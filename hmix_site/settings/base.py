@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "csp",
     "hmix_site.common",
     "elicitation",
     "analysis",
@@ -40,6 +41,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "hmix_site.common.csp.ScopedCSPMiddleware",
     # Before anything that could read the body (CSRF's form parsing, DRF's parsers).
     "hmix_site.common.body_limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -156,7 +159,35 @@ HMIX_MAX_ZIP_MEMBER_BYTES = env.int("HMIX_MAX_ZIP_MEMBER_BYTES", default=64 * 10
 HMIX_MAX_ZIP_TOTAL_BYTES = env.int("HMIX_MAX_ZIP_TOTAL_BYTES", default=512 * 1024 * 1024)
 HMIX_MAX_IMAGE_PIXELS = env.int("HMIX_MAX_IMAGE_PIXELS", default=4096 * 4096)
 
-# --- Abuse limits (README "Rate limits") ---
+# --- Content-Security-Policy (django-csp; docs/deployment.md#csp) ---
+# Every page's scripts and styles are files served from this site: no inline script, no event
+# handler attributes, no style attributes (tests/test_csp.py loads every page in Chromium and
+# counts violations). Images may come from this site (stimuli are served by the app, media
+# streamed from the bucket), data: and blob: URLs (drawn frames); nothing else, so an image in a
+# researcher's consent HTML cannot tell a third-party host a participant's address. Forms post
+# here only, and no other site may frame these pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Relaxed under these path prefixes only. The researcher API's HTML pages (DRF's browsable API
+# and the Swagger UI, drawn by those libraries' own templates) carry a <style> element: styles
+# may be inline there, scripts still may not (the Swagger UI loads its setup from a URL). They
+# show JSON and the schema, never researcher-written HTML. The Django admin (5.2) needs nothing:
+# its scripts are files and take their data from data- attributes (tests/test_csp.py).
+HMIX_CSP_PATH_OVERRIDES = {"/api/": {"style-src": ["'self'", "'unsafe-inline'"]}}
+
+# --- Abuse limits (docs/deployment.md#rate-limits) ---
 # Request counters live in the default cache (login failures: in the database, django-axes).
 # Every web process must share the cache, or each would count on its own: production settings
 # require HMIX_CACHE_URL (a Redis database); without one (the demo, one process) the cache is
