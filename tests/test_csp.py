@@ -90,7 +90,6 @@ def test_dashboard_admin_and_api_pages_run_without_a_violation(
         "/admin/",
         "/admin/elicitation/study/",
         f"/admin/elicitation/study/{study.pk}/change/",
-        "/admin/elicitation/study/add/",
         f"/admin/elicitation/participant/{participant.pk}/change/",
         "/admin/auth/user/add/",
         "/api/studies/",
