@@ -28,10 +28,12 @@ LABEL org.opencontainers.image.title="H-Mix" \
 COPY . .
 
 # Editable, so that BASE_DIR stays /app, where templates/ and static/ live. collectstatic needs
-# production settings, which refuse a weak key: a random one, used for this build step only.
+# production settings, which refuse a weak key and need a cache URL: a random key and a cache
+# nothing connects to, for this build step only.
 RUN pip install --no-deps --editable . \
     && DJANGO_SETTINGS_MODULE=hmix_site.settings.production \
        DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+       HMIX_CACHE_URL=redis://collectstatic-only:6379/0 \
        python manage.py collectstatic --noinput \
     && useradd --system --create-home --uid 10001 hmix \
     && mkdir -p /app/media \

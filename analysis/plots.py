@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -182,6 +183,31 @@ def render(fig: Figure, fmt: Literal["svg", "png"]) -> str | bytes:
             fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
             return buffer.getvalue()
     raise ValueError(f"fmt must be 'svg' or 'png', got {fmt!r}")
+
+
+_STYLE_ATTRIBUTE = re.compile(r' style="([^"]*)"')
+# matplotlib's one stylesheet rule, "*{stroke-linejoin: round; stroke-linecap: butt}"
+_STYLE_ELEMENT = re.compile(r"<style[^>]*>.*?</style>\s*", re.DOTALL)
+
+
+def _as_attributes(match: re.Match[str]) -> str:
+    declarations = (d.split(":", 1) for d in match.group(1).split(";") if ":" in d)
+    return "".join(f' {name.strip()}="{value.strip()}"' for name, value in declarations)
+
+
+def svg_for_html(svg: str) -> str:
+    """An SVG from render() made fit to sit inline in a page under a Content-Security-Policy
+    without 'unsafe-inline' styles (settings CONTENT_SECURITY_POLICY).
+
+    matplotlib writes its styling as style attributes and one <style> element, which such a
+    policy refuses. Every property it writes (fill, stroke, stroke-width, font-size, text-anchor
+    ...) is also an SVG presentation attribute, which the policy leaves alone: each style
+    attribute becomes those attributes, and the stylesheet's rule becomes inherited defaults on
+    the root element. The download (render) keeps matplotlib's own form.
+    """
+    svg = _STYLE_ELEMENT.sub("", svg, count=1)
+    svg = _STYLE_ATTRIBUTE.sub(_as_attributes, svg)
+    return svg.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
 
 
 def _figure(title: str, *, height_in: float = HEIGHT_IN) -> Figure:

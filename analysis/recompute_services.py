@@ -22,6 +22,7 @@ while the flag was up is always seen by some sweep.
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -46,8 +47,6 @@ SWEEP_PASSES = 50
 # while waiting lets the answers of the interval share one pass. It bounds how stale a label
 # gets under load (with the pass itself), well inside the 2-second freshness goal.
 SWEEP_INTERVAL_S = 0.5
-# A mark older than this with no refresh in sight is assumed lost with its task.
-RECONCILE_AFTER = timedelta(seconds=60)
 
 _TABLE = PendingRecompute._meta.db_table
 
@@ -197,8 +196,10 @@ def pending_reconcile(*, now: datetime | None = None) -> list[tuple[str, int]]:
     duplicate refresh is harmless (idempotent, and it clears the mark at most once).
     """
     now = now or timezone.now()
+    # A mark older than this with no refresh in sight is assumed lost with its task.
+    reconcile_after = timedelta(seconds=settings.HMIX_RECOMPUTE_RECONCILE_AFTER_S)
     rows = list(
-        PendingRecompute.objects.filter(requested_at__lt=now - RECONCILE_AFTER)
+        PendingRecompute.objects.filter(requested_at__lt=now - reconcile_after)
         .order_by("requested_at")
         .values_list("id", "target", "object_id")[:1000]
     )

@@ -556,8 +556,12 @@ def main() -> None:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "hmix_site.settings.production",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
-            # No TLS proxy in front here; everything else as in production.
+            # No TLS proxy in front here; everything else as in production, except:
             "DJANGO_SECURE_SSL_REDIRECT": "false",
+            # every simulated participant arrives from 127.0.0.1, which the per-address arrival
+            # limit exists to stop: rate limits off (docs/deployment.md#rate-limits).
+            "HMIX_RATE_LIMITS_ENABLED": "false",
+            "HMIX_CACHE_URL": REDIS_URL,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         }
         _prepare_baseline(env)

@@ -228,7 +228,7 @@ def _plot_figures(study: Study) -> dict[str, Callable[[], Figure]]:
 def study_results(request: HttpRequest, slug: str) -> HttpResponse:
     study = _study(request, slug)
     figures = [
-        {"name": name, "svg": plots.render(make(), "svg")}
+        {"name": name, "svg": plots.svg_for_html(plots.render(make(), "svg"))}
         for name, make in _plot_figures(study).items()
     ]
     return render(request, "dashboard/results.html", {"study": study, "figures": figures})

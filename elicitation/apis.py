@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from elicitation import payloads, selectors, services
 from elicitation.models import Participant, Study
 from elicitation.presenters import session_state
-from hmix_site.common import body_limits
+from hmix_site.common import body_limits, ratelimits
 from hmix_site.common.serializers import JsonTypedSerializer
 
 
@@ -110,6 +110,7 @@ class SessionStartApi(ParticipantApi):
             study = selectors.study_get_by_slug(slug=data.pop("study"))
         except Study.DoesNotExist as exc:
             raise Http404("No such study.") from exc
+        ratelimits.participant_arrival_limit(request=request, study_slug=study.slug)
         participant, created = services.participant_start(
             study=study, user_agent=request.headers.get("User-Agent", ""), **data
         )

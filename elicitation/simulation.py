@@ -37,6 +37,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import connections
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.test import override_settings
 
 from elicitation.models import Participant, Response, Stimulus, StimulusImage, Study, Trial
 
@@ -90,7 +91,17 @@ class _PooledApp:
 
 @contextmanager
 def local_server() -> Iterator[str]:
-    """Serve this project on a free loopback port in background threads; yields the base URL."""
+    """Serve this project on a free loopback port in background threads; yields the base URL.
+
+    Rate limits are off on this server: every simulated participant arrives from 127.0.0.1,
+    which is exactly what the per-address arrival limit exists to stop. (A deployed site given
+    by --base-url keeps its own: raise HMIX_ARRIVAL_RATE_PER_IP there for a large pilot.)
+    """
+    with override_settings(HMIX_RATE_LIMITS_ENABLED=False, RATELIMIT_ENABLE=False):
+        yield from _serve()
+
+
+def _serve() -> Iterator[str]:
     server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler, allow_reuse_address=False)
     app = _PooledApp(get_wsgi_application(), LOCAL_SERVER_MAX_IN_FLIGHT)
     server.set_app(app)

@@ -15,6 +15,7 @@ from elicitation import selectors, services
 from elicitation.forms import ComprehensionForm, ConsentForm
 from elicitation.models import Participant, Stimulus, StimulusImage, Study
 from elicitation.presenters import session_state
+from hmix_site.common import ratelimits
 from hmix_site.common.body_limits import PARTICIPANT, body_limit
 from hmix_site.common.exceptions import ApplicationError
 
@@ -65,6 +66,7 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
                 and existing.stage not in Participant.FINISHED_STAGES
             ):
                 return HttpResponseRedirect(_session_url(existing))
+    ratelimits.participant_arrival_limit(request=request, study_slug=study.slug)
     try:
         participant, _ = services.participant_start(
             study=study,

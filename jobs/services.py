@@ -1,6 +1,8 @@
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.core.files.base import File
 from django.db import transaction
 from django.utils import timezone
@@ -81,3 +83,47 @@ def jobs_fail_stale(*, older_than: timedelta, now: datetime | None = None) -> in
         finished_at=now,
         updated_at=now,
     )
+
+
+# The task that runs each kind of job (by name: jobs must not import the apps that use it).
+JOB_RUN_TASKS = {
+    Job.Kind.EXPORT: "analysis.tasks.export_job_run",
+    Job.Kind.BUNDLE: "analysis.tasks.bundle_job_run",
+    Job.Kind.LEGACY_IMPORT: "elicitation.tasks.legacy_import_job_run",
+    Job.Kind.GENERATE_STIMULI: "elicitation.tasks.stimuli_generate_job_run",
+    Job.Kind.IMAGE_UPLOAD: "elicitation.tasks.image_upload_job_run",
+}
+
+
+def _job_run_enqueue(job_id: int, kind: str) -> None:
+    # The registered task object (not send_task), so eager settings are honoured.
+    current_app.tasks[JOB_RUN_TASKS[Job.Kind(kind)]].delay(job_id)
+
+
+@transaction.atomic
+def jobs_pending_reconcile(
+    *, redispatch_after: timedelta, give_up_after: timedelta, now: datetime | None = None
+) -> tuple[int, int]:
+    """Jobs still pending long after they were enqueued: their task is gone. It gave up after
+    its retries (PostgreSQL refusing connections), or its message was lost with the broker.
+
+    A job pending and silent for `redispatch_after` is enqueued again (its clock restarts, so
+    once per interval); one created more than `give_up_after` ago is failed with a message
+    saying so. A job that is merely queued behind others is harmless to enqueue twice: the
+    second delivery finds it claimed (job_start). Returns (re-enqueued, failed).
+    """
+    now = now or timezone.now()
+    silent = Job.objects.filter(status=Job.Status.PENDING, updated_at__lt=now - redispatch_after)
+    failed = silent.filter(created_at__lt=now - give_up_after).update(
+        status=Job.Status.FAILED,
+        message="Failed",
+        error="This job never started (its worker gave up, e.g. while the database was "
+        "unreachable); please start it again.",
+        finished_at=now,
+        updated_at=now,
+    )
+    again = list(silent.select_for_update(skip_locked=True).values_list("id", "kind"))
+    Job.objects.filter(id__in=[job_id for job_id, _ in again]).update(updated_at=now)
+    for job_id, kind in again:
+        transaction.on_commit(partial(_job_run_enqueue, job_id, kind))
+    return len(again), failed

@@ -26,6 +26,14 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 10_000
+# Logs every Content-Security-Policy violation of the document to the console, where new_page
+# collects it (Chromium logs its own "Refused to ..." line as well, but not for every kind).
+CSP_REPORT_SCRIPT = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP ${e.effectiveDirective} refused ${e.blockedURI || "inline"} `
+    + `at ${e.sourceFile || document.location.href}:${e.lineNumber}`);
+});
+"""
 # Counts every pointer press and key press in the tab (sessionStorage survives navigation), so a
 # journey can prove it used only one kind of input: new_page(init_script=COUNT_INPUT_SCRIPT).
 COUNT_INPUT_SCRIPT = """

@@ -5,13 +5,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from django.core.cache import cache
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from elicitation import imaging, selectors, services, stimulus_services
 from elicitation.models import ImageSet, Participant, Study, Trial
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, CSP_REPORT_SCRIPT, TIMEOUT_MS
 from tests.factories import StimulusFactory, StudyFactory, UserFactory
 
 # Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls from a
@@ -22,6 +23,15 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(autouse=True)
 def _media_root(settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    # Rate-limit counters live in the (in-process) cache: each test starts with none, and the
+    # limits stay on at their defaults, so a test sees what production would.
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
@@ -146,14 +156,31 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+def csp_violations() -> list[str]:
+    """What Chromium refused under the Content-Security-Policy in this test's pages (filled by
+    new_page). A test that provokes a violation on purpose asserts on it and then clears it."""
+    return []
+
+
+@pytest.fixture
+def new_page(browser: Browser, csp_violations: list[str]) -> Iterator[Callable[..., Page]]:
     """new_page(width=1280, height=900, *, init_script=None): a page in a fresh context (no
-    shared cookies or storage), with `init_script` run in every document; closed after the test."""
+    shared cookies or storage), with `init_script` run in every document; closed after the test.
+
+    Every browser test also checks the Content-Security-Policy: a violation anywhere in its pages
+    (Chromium's "Refused to ..." console errors and the securitypolicyviolation events) fails it.
+    """
     contexts: list[BrowserContext] = []
+
+    def record(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text or message.text.startswith("CSP "):
+            csp_violations.append(f"{message.text} [{message.location.get('url', '')}]")
 
     def make(width: int = 1280, height: int = 900, *, init_script: str | None = None) -> Page:
         context = browser.new_context(viewport={"width": width, "height": height})
         context.set_default_timeout(TIMEOUT_MS)
+        context.add_init_script(CSP_REPORT_SCRIPT)
+        context.on("console", record)
         if init_script is not None:
             context.add_init_script(init_script)
         contexts.append(context)
@@ -162,6 +189,7 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     yield make
     for context in contexts:
         context.close()
+    assert not csp_violations, "Content-Security-Policy violations:\n" + "\n".join(csp_violations)
 
 
 @pytest.fixture

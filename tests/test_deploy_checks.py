@@ -110,8 +110,11 @@ def test_entry_points_default_to_production_settings(load: str) -> None:
     # then it fails closed: production settings, which refuse to run with DEBUG or without a key
     assert result.returncode != 0
     assert "ImproperlyConfigured: DJANGO_SECRET_KEY must be set" in result.stderr
-    # and with a key, production is what loads
-    strong = {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+    # and with a key (and the shared cache production also requires), production is what loads
+    strong = {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "HMIX_CACHE_URL": "redis://127.0.0.1:6379/0",
+    }
     loaded = _run(["-c", _PRINT_SETTINGS.format(load=load)], **strong)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split()[-3:] == ["hmix_site.settings.production", "False", "False"]

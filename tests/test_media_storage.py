@@ -136,8 +136,9 @@ def test_test_and_production_settings_honour_the_bucket(module: str) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HMIX_S3_")},
         "DJANGO_SETTINGS_MODULE": module,
-        # Production settings refuse a weak key.
+        # Production settings refuse a weak key, and need a cache URL (not connected to here).
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "HMIX_CACHE_URL": "redis://127.0.0.1:6379/0",
         "HMIX_S3_BUCKET": "hmix-media",
     }
     script = (

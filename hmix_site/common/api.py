@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from hmix_site.common.exceptions import ApplicationError
+from hmix_site.common.ratelimits import RateLimited
 
 
 def _first_message(detail: Any) -> str:
@@ -51,7 +52,10 @@ def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         # As DRF does for its own errors: a refused request writes nothing (ATOMIC_REQUESTS).
         set_rollback()
-        return Response({"message": exc.message, "extra": exc.extra}, status=exc.status)
+        refused = Response({"message": exc.message, "extra": exc.extra}, status=exc.status)
+        if isinstance(exc, RateLimited):
+            refused["Retry-After"] = str(exc.retry_after)
+        return refused
     if isinstance(exc, DjangoValidationError):
         detail = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

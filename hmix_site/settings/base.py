@@ -30,6 +30,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "hmix_site.common",
     "elicitation",
     "analysis",
@@ -39,6 +41,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "hmix_site.common.csp.ScopedCSPMiddleware",
     # Before anything that could read the body (CSRF's form parsing, DRF's parsers).
     "hmix_site.common.body_limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -50,6 +54,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a refused participant arrival (hmix_site.common.ratelimits) into a 429 page.
+    "hmix_site.common.ratelimits.RateLimitedMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hmix_site.urls"
@@ -92,6 +100,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes checks every login (the dashboard's and the admin's) before the password does.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:studies"
@@ -151,6 +164,71 @@ HMIX_MAX_IMAGE_PIXELS = env.int("HMIX_MAX_IMAGE_PIXELS", default=4096 * 4096)
 # Every body the API takes nests 4 levels or fewer; Python's decoder fails near 1,000.
 HMIX_JSON_MAX_DEPTH = env.int("HMIX_JSON_MAX_DEPTH", default=32)
 
+# --- Content-Security-Policy (django-csp; docs/deployment.md#csp) ---
+# Every page's scripts and styles are files served from this site: no inline script, no event
+# handler attributes, no style attributes (tests/test_csp.py loads every page in Chromium and
+# counts violations). Images may come from this site (stimuli are served by the app, media
+# streamed from the bucket), data: and blob: URLs (drawn frames); nothing else, so an image in a
+# researcher's consent HTML cannot tell a third-party host a participant's address. Forms post
+# here only, and no other site may frame these pages.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Relaxed under these path prefixes only. The researcher API's HTML pages (DRF's browsable API
+# and the Swagger UI, drawn by those libraries' own templates) carry a <style> element: styles
+# may be inline there, scripts still may not (the Swagger UI loads its setup from a URL). They
+# show JSON and the schema, never researcher-written HTML. The Django admin (5.2) needs nothing:
+# its scripts are files and take their data from data- attributes (tests/test_csp.py).
+HMIX_CSP_PATH_OVERRIDES = {"/api/": {"style-src": ["'self'", "'unsafe-inline'"]}}
+
+# --- Abuse limits (docs/deployment.md#rate-limits) ---
+# Request counters live in the default cache (login failures: in the database, django-axes).
+# Every web process must share the cache, or each would count on its own: production settings
+# require HMIX_CACHE_URL (a Redis database); without one (the demo, one process) the cache is
+# in-process memory.
+HMIX_CACHE_URL = env.str("HMIX_CACHE_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": HMIX_CACHE_URL}
+        if HMIX_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+# Behind a reverse proxy REMOTE_ADDR is the proxy's: name the WSGI key of the header it sets
+# (HTTP_X_REAL_IP, or HTTP_X_FORWARDED_FOR whose last address is the one the proxy saw).
+# Only set it when a proxy you run overwrites that header, or clients choose their address.
+HMIX_CLIENT_IP_HEADER = env.str("HMIX_CLIENT_IP_HEADER", default="")
+# Participant arrivals (a new or resumed session, over the study link or the API), counted per
+# client address and per study; django-ratelimit's "count/period" syntax (s, m, h, d; "30/10m"
+# is 30 in 10 minutes). Per address, generous for a lab behind one NAT; per study, above the
+# pace of a crowd-platform launch. Raise them for a faster launch.
+HMIX_RATE_LIMITS_ENABLED = env.bool("HMIX_RATE_LIMITS_ENABLED", default=True)
+HMIX_ARRIVAL_RATE_PER_IP = env.str("HMIX_ARRIVAL_RATE_PER_IP", default="30/10m")
+HMIX_ARRIVAL_RATE_PER_STUDY = env.str("HMIX_ARRIVAL_RATE_PER_STUDY", default="120/m")
+# Researcher API requests per user (token or session), DRF's "count/period" syntax (s, m, h, d).
+HMIX_API_RATE_PER_USER = env.str("HMIX_API_RATE_PER_USER", default="600/min")
+RATELIMIT_ENABLE = HMIX_RATE_LIMITS_ENABLED
+RATELIMIT_IP_META_KEY = "hmix_site.common.ratelimits.client_ip"
+# Logins (django-axes): after this many wrong passwords for one username from one address,
+# that pair is locked out for the cool-off, right password or not.
+AXES_FAILURE_LIMIT = env.int("HMIX_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("HMIX_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "hmix_site.common.ratelimits.client_ip"
+AXES_LOCKOUT_CALLABLE = "hmix_site.common.ratelimits.login_locked_out"
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -164,6 +242,8 @@ REST_FRAMEWORK = {
     # drf-spectacular's, plus the error statuses each operation can answer.
     "DEFAULT_SCHEMA_CLASS": "hmix_site.common.schema.HmixAutoSchema",
     "EXCEPTION_HANDLER": "hmix_site.common.api.exception_handler",
+    # Per user, HMIX_API_RATE_PER_USER; participants (no account) are limited per arrival.
+    "DEFAULT_THROTTLE_CLASSES": ["hmix_site.common.ratelimits.ResearcherRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -198,9 +278,39 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_SOFT_TIME_LIMIT = 5 * 60
 CELERY_TASK_TIME_LIMIT = 6 * 60
-# With acks_late a task whose worker dies is redelivered; tasks are idempotent so that is safe.
+# Crash safety. What a killed worker (SIGKILL, OOM, lost host) leaves behind, and who picks it
+# up: https://docs.celeryq.dev/en/stable/userguide/configuration.html#task-acks-late and
+# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#caveats
+#
+# Acknowledge a message only once its task has finished, so a task whose worker dies is
+# delivered again instead of dropped. Safe because every task here is idempotent (house rule;
+# each task also says so in its own decorator): a second delivery recomputes the same rows or
+# finds its job already claimed (jobs.services.job_start).
+CELERY_TASK_ACKS_LATE = True
+# A pool child killed mid-task (OOM killer, SIGKILL) is treated like a dead worker: requeue
+# the message rather than acknowledge it as failed. A task that kills its process every time
+# cannot loop for ever: job tasks find their job claimed on the second delivery, and the
+# recomputes are cheap, bounded queries.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message reserved per pool process. With acks_late every reserved message is unacked, and
+# a killed worker's unacked messages wait for the visibility timeout below; prefetching more
+# would strand more of them (and starve idle workers while one hoards the queue).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis has no acknowledgements of its own: kombu keeps each delivered message in an "unacked"
+# set, and any live worker puts it back on its queue once it has been unacked this long.
+# Celery's default is one hour, which is how long labels waited after a crash. 10 minutes:
+# a killed worker's tasks run again within HMIX_CELERY_VISIBILITY_TIMEOUT_S plus
+# HMIX_CELERY_RESTORE_INTERVAL_S of the kill (given one live worker). A task still running
+# after this long (an export may take an hour) is delivered a second time as well; that copy
+# finds its job claimed and returns at once, which is why the timeout may be shorter than the
+# longest task. Countdowns (a few seconds here) must stay well below it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("HMIX_CELERY_VISIBILITY_TIMEOUT_S", default=10 * 60),
+    # How often a worker looks for such messages. kombu's default looks every 10 × 10 s; with
+    # the throttle at 1 every interval looks (one sorted-set range query on Redis).
+    "unacked_restore_interval": env.int("HMIX_CELERY_RESTORE_INTERVAL_S", default=30),
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     # Every minute: https://crontab.guru/#*_*_*_*_*
@@ -209,17 +319,22 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
     },
     # Every minute: https://crontab.guru/#*_*_*_*_* (refreshes lost with a killed worker wait
-    # no longer than this plus analysis.recompute_services.RECONCILE_AFTER)
+    # no longer than this plus HMIX_RECOMPUTE_RECONCILE_AFTER_S)
     "reconcile-pending-recomputes": {
         "task": "analysis.tasks.pending_recomputes_reconcile",
         "schedule": crontab(minute="*"),
     },
-    # Every 10 minutes: https://crontab.guru/#*/10_*_*_*_*
+    # Every 10 minutes: https://crontab.guru/#*/10_*_*_*_* (also re-enqueues jobs left pending
+    # by a task that gave up, and fails them in the end: jobs.tasks)
     "fail-jobs-of-crashed-workers": {
         "task": "jobs.tasks.jobs_fail_stale",
         "schedule": crontab(minute="*/10"),
     },
 }
+
+# A stale-results mark (analysis.recompute_services) this old with no refresh in sight is taken
+# for lost with its task and enqueued again by the reconciler above.
+HMIX_RECOMPUTE_RECONCILE_AFTER_S = env.int("HMIX_RECOMPUTE_RECONCILE_AFTER_S", default=60)
 
 # A participant who stops interacting for this long loses their batch slot (reclaimed by beat).
 HMIX_DEFAULT_LEASE = timedelta(minutes=env.int("HMIX_LEASE_MINUTES", default=60))

@@ -3,7 +3,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,23 +81,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture
-def celery_worker(
-    request: pytest.FixtureRequest,
-    django_db_setup: None,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[CeleryWorker]:
-    """A real `celery worker` process on the pytest test database, consuming a queue of its own.
-
-    While it runs, this process sends tasks to that queue instead of running them eagerly.
-    The worker is stopped in the finaliser whatever happened, and a failing test's report carries
-    the worker's log.
-    """
-    broker = redis.Redis.from_url(WORKER_BROKER_URL)
-    broker.flushdb()
-    queue = f"hmix-test-{uuid.uuid4().hex}"
-    log_path = tmp_path / "celery-worker.log"
+def _worker_process(
+    queue: str, log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "hmix_site.settings.test",
@@ -106,6 +92,7 @@ def celery_worker(
         "HMIX_CELERY_EAGER": "false",
         # The tests read "Task ...[id] succeeded" lines, which base.py's LOGGING quietens.
         "CELERY_TRACE_LOG_LEVEL": "INFO",
+        **(extra_env or {}),
     }
     command = [
         str(Path(sys.executable).with_name("celery")),
@@ -117,23 +104,61 @@ def celery_worker(
         "-Q",
         queue,
         "-n",
-        f"{queue}@%h",
+        f"{queue}-{log_path.stem}@%h",
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
         "-l",
         "info",
     ]
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()  # warm shutdown: the solo pool finishes its current task first
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_workers(
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., CeleryWorker]]:
+    """Start real `celery worker` processes on the pytest test database, all consuming one queue
+    of their own: `start(**extra_env)` starts one more and waits until it is ready.
+
+    While the fixture is active, this process sends tasks to that queue instead of running them
+    eagerly. Every worker still alive is stopped in the finaliser whatever happened, and a
+    failing test's report carries the last worker's log.
+    """
+    broker = redis.Redis.from_url(WORKER_BROKER_URL)
+    broker.flushdb()
+    queue = f"hmix-test-{uuid.uuid4().hex}"
+    started: list[CeleryWorker] = []
     saved: dict[str, Any] = {
         key: celery_app.conf[key]
         for key in ("task_always_eager", "broker_url", "task_default_queue")
     }
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT
+
+    def start(**extra_env: str) -> CeleryWorker:
+        log_path = tmp_path / f"celery-worker-{len(started) + 1}.log"
+        worker = CeleryWorker(
+            queue=queue, process=_worker_process(queue, log_path, extra_env), log_path=log_path
         )
-    worker = CeleryWorker(queue=queue, process=process, log_path=log_path)
-    request.node.stash[_WORKER_KEY] = worker
+        started.append(worker)
+        request.node.stash[_WORKER_KEY] = worker
+        worker.wait_for_log(" ready.", timeout=WORKER_START_TIMEOUT_S)
+        return worker
+
     try:
         # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
         monkeypatch.setenv("CELERY_BROKER_URL", WORKER_BROKER_URL)
@@ -141,17 +166,20 @@ def celery_worker(
             task_always_eager=False, broker_url=WORKER_BROKER_URL, task_default_queue=queue
         )
         _reset_producer_state()
-        worker.wait_for_log(" ready.", timeout=WORKER_START_TIMEOUT_S)
-        yield worker
+        yield start
     finally:
         celery_app.conf.update(saved)
         _reset_producer_state()
-        process.terminate()  # warm shutdown: the solo pool finishes its current task first
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        # Only this worker's queue: the database was flushed before it started.
+        for worker in started:
+            if worker.process.poll() is None:
+                _stop(worker.process)
+        # Only this queue: the database was flushed before the first worker started.
         broker.delete(queue, f"_kombu.binding.{queue}")
         broker.close()
+
+
+@pytest.fixture
+def celery_worker(celery_workers: Callable[..., CeleryWorker]) -> CeleryWorker:
+    """A real `celery worker` process on the pytest test database, consuming a queue of its own
+    (see celery_workers)."""
+    return celery_workers()

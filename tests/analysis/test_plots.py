@@ -206,6 +206,35 @@ def line_data(fig: Figure, gid: str) -> tuple[list[float], list[float]]:
 
 
 @pytest.mark.parametrize(("name", "make", "title", "labels"), PLOTS, ids=PLOT_IDS)
+def test_the_inline_svg_keeps_every_style_as_presentation_attributes(
+    name: str, make: Callable[[], Figure], title: str, labels: list[str]
+) -> None:
+    # given: the download, with matplotlib's style attributes and stylesheet
+    svg = render(make(), "svg")
+    original = parse(svg)
+    assert "<style" in svg
+    styled = [el for el in original.iter() if el.get("style")]
+    assert styled
+    # when
+    inline = plots.svg_for_html(svg)
+    root = parse(inline)
+    # then: still the same parseable drawing, with no <style> and no style attribute (which
+    # the Content-Security-Policy would refuse), each declaration now an attribute
+    assert "<style" not in inline
+    assert [el for el in root.iter() if el.get("style") is not None] == []
+    assert (root.get("stroke-linejoin"), root.get("stroke-linecap")) == ("round", "butt")
+    converted = [el for el in root.iter() if el.tag != f"{SVG}svg" and el.get("fill")]
+    kept = [el for el in original.iter() if el.tag != f"{SVG}style"]
+    for before, after in zip(kept, root.iter(), strict=True):
+        assert after.tag == before.tag
+        for declaration in filter(None, (before.get("style") or "").split(";")):
+            prop, value = (part.strip() for part in declaration.split(":", 1))
+            assert after.get(prop) == value
+    assert converted
+    assert texts(root) == texts(original)
+
+
+@pytest.mark.parametrize(("name", "make", "title", "labels"), PLOTS, ids=PLOT_IDS)
 def test_svg_parses_with_title_and_axis_labels(
     name: str, make: Callable[[], Figure], title: str, labels: list[str]
 ) -> None:

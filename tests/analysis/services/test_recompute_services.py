@@ -124,7 +124,7 @@ def test_a_refresh_without_a_mark_recomputes_once() -> None:
 
 
 def test_reconcile_returns_old_marks_once_and_restarts_their_clock() -> None:
-    # given: one mark older than RECONCILE_AFTER (its task was lost), one fresh
+    # given: one mark older than HMIX_RECOMPUTE_RECONCILE_AFTER_S (its task was lost), one fresh
     now = timezone.now()
     for object_id, age in ((1, timedelta(minutes=5)), (2, timedelta(seconds=1))):
         PendingRecompute.objects.create(
