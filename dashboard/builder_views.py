@@ -397,6 +397,13 @@ def _texts_initial(study: Study) -> dict[str, Any]:
         "completion_code": study.completion_code,
         "pays_without_code": study.pays_without_code,
         "completion_url": study.completion_url,
+        "prolific_completion_url": study.prolific_completion_url,
+        "full_code": study.full_code,
+        "excluded_code": study.excluded_code,
+        "expected_minutes": study.expected_minutes,
+        "lease_minutes": study.lease_minutes,
+        "min_response_ms": study.min_response_ms,
+        "allow_no_steps": study.allow_no_steps,
         "catch_rate": settings.get("catch_rate"),
         "catch_threshold": settings.get("catch_threshold"),
     }

@@ -28,6 +28,9 @@ def test_study_detail_gives_the_prolific_links(make_study: Callable[..., Study])
         "&SESSION_ID={{%SESSION_ID%}}"
     )
     assert links["completion_url"] == "https://app.prolific.com/submissions/complete?cc=CODE123"
+    assert links["prolific_completion_url"] == (
+        "https://app.prolific.com/submissions/complete?cc=CODE123"
+    )
 
 
 def test_returned_participant_frees_the_slot_at_once(make_study: Callable[..., Study]) -> None:

@@ -201,7 +201,7 @@ def test_new_study_is_a_draft_with_the_default_texts_of_its_interface(
     assert study.instructions == texts["instructions"]
     assert study.comprehension == texts["comprehension"]
     assert study.debrief_questions == texts["debrief_questions"]
-    assert (study.completion_code, study.completion_url) == ("", PROLIFIC_COMPLETION_URL)
+    assert (study.completion_code, study.prolific_completion_url) == ("", PROLIFIC_COMPLETION_URL)
 
 
 def test_the_study_list_links_to_a_new_study_and_the_study_page_to_its_builder(

@@ -66,7 +66,7 @@ def make_series_study(researcher: Any) -> Callable[..., Study]:
             participants_per_batch=3,
             repeats=repeats,
             completion_code="CODE123",
-            completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+            prolific_completion_url="https://app.prolific.com/submissions/complete?cc={code}",
             **study_texts(trial_type),
         )
         image_set = ImageSet.objects.filter(name="series-shapes").first()
