@@ -112,8 +112,10 @@ def parse_categorical(answer: Any, classes: list[str]) -> CategoricalAnswer:
     )
 
 
-# Percentages typed with decimals (33.3 + 33.3 + 33.4) must not fail on float rounding.
-_MASS_TOLERANCE = 1e-6
+# Shares are typed as whole percentages, so each one, stated or left to an open class, may be
+# half a point off the participant's belief (33 / 33 / 34 is their three-way tie): the check
+# allows that much before calling the shares impossible.
+ROUNDING_SLACK_PER_SHARE = 0.5
 
 
 def _check_categorical_mass(p1: float, p2: float | None, *, n_open: int) -> None:
@@ -122,14 +124,16 @@ def _check_categorical_mass(p1: float, p2: float | None, *, n_open: int) -> None
     What p1 and p2 leave over goes to the `n_open` classes neither chosen nor ruled impossible,
     and none of them can be more probable than the least probable stated class (the top class
     when no second is given): so the rest must be 0 when no class is open, and at most
-    n_open × that share otherwise. A top class of 10% among 10 open classes is a uniform answer;
-    5% cannot be the most probable of them.
+    n_open × that share otherwise (each within rounding). A top class of 20% among five open
+    classes is a uniform answer; 15% cannot be the most probable of them.
     """
     if p1 <= 0:
         raise ValidationError({"p1": "The most probable class needs a share above 0%."})
     stated = p1 + (p2 or 0.0)
     rest = 100.0 - stated
-    if n_open == 0 and rest > _MASS_TOLERANCE:
+    n_stated = 1 if p2 is None else 2
+    slack = ROUNDING_SLACK_PER_SHARE * (n_stated + n_open)
+    if n_open == 0 and rest > slack:
         raise ValidationError(
             {
                 "impossible": f"The shares add up to {stated:g}% and every other class is ruled "
@@ -137,7 +141,7 @@ def _check_categorical_mass(p1: float, p2: float | None, *, n_open: int) -> None
             }
         )
     cap = p1 if p2 is None else p2
-    if rest > n_open * cap + _MASS_TOLERANCE:
+    if rest > n_open * cap + slack:
         which = "most probable" if p2 is None else "second"
         raise ValidationError(
             {

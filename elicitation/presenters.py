@@ -37,6 +37,7 @@ def trial_view(trial: Trial) -> dict[str, Any]:
             "class1": d["class1"],
             "class2": d["class2"],
             "start_step": d["start_step"],
+            "allow_no_steps": trial.participant.study.allow_no_steps,
             "step_urls": [frame_url(frames[("step", i)]) for i in range(11)],
         }
     if ttype == Study.TrialType.SELECT_MIDPOINT:

@@ -322,6 +322,7 @@ def test_returning_prolific_worker_resumes_the_same_session_at_the_same_trial(
     # given: a worker who answered one trial in one browser
     study = make_image_study(n_pairs=2, batch_size=4)
     page.goto(entry_url(live_server, study, "PID-BACK"))
+    consent_by_mouse(page)
     participant = advance_to_trials(Participant.objects.get(study=study))
     page.reload()
     wait_for_stimulus(page)
