@@ -153,10 +153,8 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
         if not selectors.study_has_room(study=study, now=timezone.now()):
             return _full_page(request, study, arrival, status=200)
         return _arrival_consent_page(request, study, arrival)
-    if arrival.mturk_preview:
-        return _arrival_consent_page(
-            request, study, arrival, error="Please accept the HIT first.", status=400
-        )
+    if arrival.mturk_preview:  # the page says to accept the HIT first
+        return _arrival_consent_page(request, study, arrival, status=400)
     form = ConsentForm(request.POST)
     if not form.is_valid():
         error = " ".join(str(e) for e in form.non_field_errors())
