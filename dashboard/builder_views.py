@@ -25,6 +25,7 @@ from elicitation import (
     imaging,
     lifecycle_selectors,
     presenters,
+    quality_flags,
     selectors,
     services,
     uploads,
@@ -494,7 +495,15 @@ def _preview_render(
     stage = Participant.Stage(state["stage"])
     template = TEMPLATES.get(stage, "elicitation/ended.html").format(trial_type=study.trial_type)
     if stage == Participant.Stage.COMPREHENSION and form is None:
-        form = ComprehensionForm(questions=study.comprehension)
+        # Shuffled as participants see it (quality_flags.comprehension_option_orders).
+        form = ComprehensionForm(
+            questions=study.comprehension,
+            orders=quality_flags.comprehension_option_orders(
+                token=f"preview:{study.slug}",
+                attempt=state["failures"] + 1,
+                questions=study.comprehension,
+            ),
+        )
     trial_config = None
     if page_state["trial"] is not None:
         trial_config = {
