@@ -236,7 +236,9 @@ def _midpoint_answer(trial: Any) -> dict[str, Any]:
     if trial.stimulus.study.trial_type == Study.TrialType.SELECT_MIDPOINT:
         return {"chosen_position": 4}
     start = trial.display["start_step"]
-    return {"final_step": start, "visits": [{"step": start, "t_ms": 0}]}
+    # One step out and back: an answer needs at least one step (payloads.parse_construct_midpoint).
+    visits = [{"step": start, "t_ms": 0}, {"step": start + 1, "t_ms": 100}]
+    return {"final_step": start, "visits": [*visits, {"step": start, "t_ms": 200}]}
 
 
 @pytest.mark.parametrize(
