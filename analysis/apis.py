@@ -212,6 +212,14 @@ class ParticipantListApi(APIView):
         stage = serializers.CharField()
         batch = serializers.IntegerField(source="batch.number", allow_null=True, default=None)
         comprehension_failures = serializers.IntegerField()
+        fast_answers = serializers.IntegerField(
+            help_text="Answers faster than the study's min_response_ms (flagged, kept)."
+        )
+        straight_lining = serializers.BooleanField(
+            allow_null=True,
+            help_text="Every main and repeat trial answered the same way; null until the "
+            "session is completed.",
+        )
         created_at = serializers.DateTimeField()
         completed_at = serializers.DateTimeField(allow_null=True)
 
@@ -331,6 +339,9 @@ class ResponseListApi(APIView):
         raw = serializers.JSONField()
         client_key = serializers.UUIDField()
         created_at = serializers.DateTimeField()
+        too_fast = serializers.BooleanField(
+            help_text="Answered faster than the study's min_response_ms (flagged, kept)."
+        )
 
     class QuerySerializer(serializers.Serializer):
         class Meta:
@@ -409,7 +420,10 @@ class ResponseListApi(APIView):
             self,
             qs,
             self.OutputSerializer,
-            row=lambda r: exports.response_record_dict(study, r, raw_ids=raw_ids),
+            row=lambda r: {
+                **exports.response_record_dict(study, r, raw_ids=raw_ids),
+                "too_fast": r.too_fast,
+            },
         )
 
 

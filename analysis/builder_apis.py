@@ -94,6 +94,13 @@ class BuilderStudyOutputSerializer(serializers.Serializer):
     completion_code = serializers.CharField(allow_blank=True)
     pays_without_code = serializers.BooleanField()
     completion_url = serializers.CharField(allow_blank=True)
+    prolific_completion_url = serializers.CharField(allow_blank=True)
+    full_code = serializers.CharField(allow_blank=True)
+    excluded_code = serializers.CharField(allow_blank=True)
+    expected_minutes = serializers.IntegerField()
+    lease_minutes = serializers.IntegerField()
+    min_response_ms = serializers.IntegerField()
+    allow_no_steps = serializers.BooleanField()
     settings = serializers.DictField(help_text="The interface settings in force (with defaults).")
 
 
@@ -174,9 +181,17 @@ class StudyUpdateApi(APIView):
             "without a completion code).",
         )
         completion_url = serializers.CharField(max_length=500, allow_blank=True, required=False)
+        prolific_completion_url = serializers.CharField(
+            max_length=500, allow_blank=True, required=False
+        )
+        full_code = serializers.CharField(max_length=64, allow_blank=True, required=False)
+        excluded_code = serializers.CharField(max_length=64, allow_blank=True, required=False)
         settings = SettingsSerializer(required=False)
         participants_per_batch = serializers.IntegerField(min_value=1, required=False)
+        expected_minutes = serializers.IntegerField(min_value=1, required=False)
         lease_minutes = serializers.IntegerField(min_value=1, required=False)
+        min_response_ms = serializers.IntegerField(min_value=0, required=False)
+        allow_no_steps = serializers.BooleanField(required=False)
         trial_type = serializers.ChoiceField(choices=Study.TrialType.choices, required=False)
         classes = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
         repeats = serializers.IntegerField(min_value=0, required=False)

@@ -515,7 +515,9 @@ def datasheet(
     settings_rows: list[tuple[str, Any]] = [
         ("participants per batch", study.participants_per_batch),
         ("repeat trials per participant", study.repeats),
+        ("expected session length (minutes)", study.expected_minutes),
         ("lease (minutes)", study.lease_minutes),
+        ("answers flagged as too fast under (ms)", study.min_response_ms),
         ("comprehension questions", len(study.comprehension)),
         (
             "comprehension failures before exclusion",
@@ -524,6 +526,8 @@ def datasheet(
             else study.max_comprehension_failures,
         ),
     ]
+    if study.trial_type == study.TrialType.CONSTRUCT_MIDPOINT:
+        settings_rows.append(("answer at the start step allowed", study.allow_no_steps))
     settings_rows += [
         (name.replace("_", " "), json.dumps(value) if isinstance(value, dict | list) else value)
         for name, value in interface.items()

@@ -150,11 +150,50 @@ class TextsForm(forms.Form):
         help_text="Lets the study launch without a completion code (e.g. you pay a bonus by "
         "participant id).",
     )
+    prolific_completion_url = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Prolific completion URL",
+        help_text="{code} is replaced by the code (the completion code, or a screen-out code "
+        "below); empty shows the code only.",
+    )
     completion_url = forms.CharField(
         max_length=500,
         required=False,
-        label="Completion URL",
-        help_text="{code} is replaced by the completion code; empty shows the code only.",
+        label="Completion URL for direct links",
+        help_text="{code} is replaced by the completion code; empty shows the code only. "
+        "MTurk workers are always posted back to MTurk's externalSubmit.",
+    )
+    full_code = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Screen-out code: study full",
+        help_text="Shown (and sent to Prolific) when a worker arrives and every place is taken; "
+        "empty: they are asked to return the study.",
+    )
+    excluded_code = forms.CharField(
+        max_length=64,
+        required=False,
+        label="Screen-out code: excluded",
+        help_text="For participants excluded by the checks (comprehension failures).",
+    )
+    expected_minutes = forms.IntegerField(
+        required=False, min_value=1, max_value=24 * 60, label="Expected length (minutes)"
+    )
+    lease_minutes = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=7 * 24 * 60,
+        label="Free a place after this many minutes without an answer",
+    )
+    min_response_ms = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=600_000,
+        label="Flag answers faster than (ms)",
+    )
+    allow_no_steps = forms.BooleanField(
+        required=False, label="Allow an answer at the start step (no step taken)"
     )
     catch_rate = forms.FloatField(required=False, min_value=0, max_value=1)
     catch_threshold = forms.FloatField(
@@ -166,6 +205,8 @@ class TextsForm(forms.Form):
         if trial_type not in (Study.TrialType.IRI_2AFC, Study.TrialType.IRI_CLUSTER):
             del self.fields["catch_rate"]
             del self.fields["catch_threshold"]
+        if trial_type != Study.TrialType.CONSTRUCT_MIDPOINT:
+            del self.fields["allow_no_steps"]
 
     def update_fields(self) -> dict[str, Any]:
         """The arguments of services.study_update."""
@@ -179,8 +220,17 @@ class TextsForm(forms.Form):
                 "completion_code",
                 "pays_without_code",
                 "completion_url",
+                "prolific_completion_url",
+                "full_code",
+                "excluded_code",
             )
         }
+        # Left empty, a number keeps its current value.
+        for name in ("expected_minutes", "lease_minutes", "min_response_ms"):
+            if data.get(name) is not None:
+                fields[name] = data[name]
+        if "allow_no_steps" in self.fields:
+            fields["allow_no_steps"] = data["allow_no_steps"]
         fields["debrief_questions"] = _lines(data["debrief_questions"])
         if "catch_rate" in self.fields:
             fields["settings"] = {

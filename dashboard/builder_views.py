@@ -25,6 +25,7 @@ from elicitation import (
     imaging,
     lifecycle_selectors,
     presenters,
+    quality_flags,
     selectors,
     services,
     uploads,
@@ -397,6 +398,13 @@ def _texts_initial(study: Study) -> dict[str, Any]:
         "completion_code": study.completion_code,
         "pays_without_code": study.pays_without_code,
         "completion_url": study.completion_url,
+        "prolific_completion_url": study.prolific_completion_url,
+        "full_code": study.full_code,
+        "excluded_code": study.excluded_code,
+        "expected_minutes": study.expected_minutes,
+        "lease_minutes": study.lease_minutes,
+        "min_response_ms": study.min_response_ms,
+        "allow_no_steps": study.allow_no_steps,
         "catch_rate": settings.get("catch_rate"),
         "catch_threshold": settings.get("catch_threshold"),
     }
@@ -487,7 +495,15 @@ def _preview_render(
     stage = Participant.Stage(state["stage"])
     template = TEMPLATES.get(stage, "elicitation/ended.html").format(trial_type=study.trial_type)
     if stage == Participant.Stage.COMPREHENSION and form is None:
-        form = ComprehensionForm(questions=study.comprehension)
+        # Shuffled as participants see it (quality_flags.comprehension_option_orders).
+        form = ComprehensionForm(
+            questions=study.comprehension,
+            orders=quality_flags.comprehension_option_orders(
+                token=f"preview:{study.slug}",
+                attempt=state["failures"] + 1,
+                questions=study.comprehension,
+            ),
+        )
     trial_config = None
     if page_state["trial"] is not None:
         trial_config = {

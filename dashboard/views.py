@@ -73,6 +73,16 @@ def _monitor_json(study: Study) -> dict[str, Any]:
             }
             for r in m.recent_exclusions
         ],
+        "too_fast_responses": m.too_fast_responses,
+        "straight_lining_participants": m.straight_lining_participants,
+        "flagged": [
+            {
+                "participant": r["external_id"] or str(r["token"])[:8],
+                "fast_answers": r["fast_answers"],
+                "straight_lining": bool(r["straight_lining"]),
+            }
+            for r in m.flagged
+        ],
     }
 
 

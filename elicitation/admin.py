@@ -300,9 +300,12 @@ class StudyAdmin(ResearcherScopedAdmin):
         links = study_entry_links(study=obj, base_url="")
         return format_html(
             "Prolific study URL (prefix your site's address): <code>{}</code><br>"
-            "Completion URL: <code>{}</code>",
+            "Completion on Prolific: <code>{}</code><br>"
+            "Completion on MTurk: posted to MTurk's externalSubmit<br>"
+            "Completion for direct links: <code>{}</code>",
             links["prolific"],
-            links["completion_url"] or "(set a completion code and URL)",
+            links["prolific_completion_url"] or "(set a completion code and URL)",
+            links["completion_url"] or "(shows the code only)",
         )
 
     @admin.display(description="status history")

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from elicitation import payloads, selectors, services
+from elicitation import exits, payloads, selectors, services
 from elicitation.models import Participant, Study
 from elicitation.presenters import session_state
 from hmix_site.common import body_limits, ratelimits
@@ -59,7 +59,16 @@ class SessionOutputSerializer(serializers.Serializer):
     instructions = serializers.ListField(child=serializers.DictField())
     comprehension = serializers.ListField(child=serializers.DictField())
     debrief_questions = serializers.ListField(child=serializers.CharField())
-    completion = serializers.DictField(allow_null=True)
+    completion = serializers.DictField(
+        allow_null=True,
+        help_text='At completion: {"code", "method": "redirect" | "post" | "show", "url", '
+        '"fields"}; "post" means submit `fields` as a form to `url` (MTurk externalSubmit).',
+    )
+    screen_out = serializers.DictField(
+        allow_null=True,
+        help_text='When the study was full or the participant excluded: {"reason": "full" | '
+        '"excluded", "code", "method": ... as completion, or "return"}.',
+    )
 
 
 class SessionStartApi(ParticipantApi):
@@ -76,18 +85,29 @@ class SessionStartApi(ParticipantApi):
         external_id = serializers.CharField(max_length=128, required=False, default="")
         platform_study_id = serializers.CharField(max_length=128, required=False, default="")
         platform_session_id = serializers.CharField(max_length=128, required=False, default="")
+        turk_submit_to = serializers.CharField(
+            max_length=200,
+            required=False,
+            default="",
+            help_text="MTurk's turkSubmitTo; only its production and sandbox hosts are kept.",
+        )
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if attrs["platform"] != Participant.Platform.DIRECT and not attrs["external_id"]:
                 raise serializers.ValidationError(
                     {"external_id": "external_id (PROLIFIC_PID / workerId) is required."}
                 )
+            attrs["turk_submit_to"] = exits.turk_submit_to_clean(attrs["turk_submit_to"])
             return attrs
 
     @extend_schema(
         request=InputSerializer,
         responses={201: SessionOutputSerializer, 200: SessionOutputSerializer},
         summary="Start a participant session, or resume this worker's existing one",
+        description=(
+            "The explicit start: nothing is stored before it. A new session is refused with "
+            '409 and extra {"reason": "full", "screen_out_code"} when every place is taken.'
+        ),
         examples=[
             OpenApiExample(
                 "Prolific",

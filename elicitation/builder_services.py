@@ -55,7 +55,7 @@ def study_create_draft(
         classes=list(classes),
         participants_per_batch=participants_per_batch,
         repeats=repeats,
-        completion_url=PROLIFIC_COMPLETION_URL,
+        prolific_completion_url=PROLIFIC_COMPLETION_URL,
         **study_texts(trial_type),
     )
 

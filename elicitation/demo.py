@@ -132,7 +132,7 @@ def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> D
         comprehension=COMPREHENSION,
         debrief_questions=["Anything you would like to tell us about the task? (optional)"],
         completion_code="HMIXDEMO",
-        completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+        prolific_completion_url="https://app.prolific.com/submissions/complete?cc={code}",
         label_method="clean-top2-clamp",
         label_params={"gamma": 0.1},
     )
@@ -160,7 +160,7 @@ def _seed_interface(
         participants_per_batch=10,
         repeats=2,
         completion_code="HMIXDEMO",
-        completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+        prolific_completion_url="https://app.prolific.com/submissions/complete?cc={code}",
         **study_texts(trial_type),
     )
     if trial_type == Study.TrialType.MIXING_FACTOR:

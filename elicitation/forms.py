@@ -17,14 +17,24 @@ class ConsentForm(forms.Form):
 
 
 class ComprehensionForm(forms.Form):
-    def __init__(self, *args: object, questions: list[dict[str, object]], **kwargs: object):
+    """The check, each question's options listed in `orders` (option numbers in the order to
+    show them; the question's own order without it). The values stay the option numbers."""
+
+    def __init__(
+        self,
+        *args: object,
+        questions: list[dict[str, object]],
+        orders: list[list[int]] | None = None,
+        **kwargs: object,
+    ):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         for i, q in enumerate(questions):
             options = q["options"]
             assert isinstance(options, list)
+            order = orders[i] if orders is not None else range(len(options))
             self.fields[f"q{i}"] = forms.TypedChoiceField(
                 label=str(q["question"]),
-                choices=[(j, str(o)) for j, o in enumerate(options)],
+                choices=[(j, str(options[j])) for j in order],
                 coerce=int,
                 widget=forms.RadioSelect,
             )

@@ -50,24 +50,42 @@ class Study(BaseModel):
 
     participants_per_batch = models.PositiveIntegerField(default=5)
     repeats = models.PositiveSmallIntegerField(default=2)
-    lease_minutes = models.PositiveIntegerField(default=60)
+    # How long a session is expected to take (the figure given on the crowd platform). The
+    # slot lease of a new study defaults from it (services.lease_minutes_for).
+    expected_minutes = models.PositiveSmallIntegerField(default=15)
+    # A slot is freed this long after the participant's last answer (every answer renews it).
+    lease_minutes = models.PositiveIntegerField(default=15)
 
     consent_html = models.TextField(blank=True)
     # [{"title": str, "html": str}, ...]
     instructions = models.JSONField(default=list, blank=True)
     # [{"question": str, "options": [str, ...], "answer": int}, ...]
     comprehension = models.JSONField(default=list, blank=True)
-    max_comprehension_failures = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Failed attempts after which the participant is excluded; None means never.
+    max_comprehension_failures = models.PositiveSmallIntegerField(null=True, blank=True, default=3)
     # [str, ...]: optional free-text questions at the end
     debrief_questions = models.JSONField(default=list, blank=True)
     completion_code = models.CharField(max_length=64, blank=True)
     # The researcher pays another way (e.g. a bonus by participant id): a study may then launch
     # without a completion code. Launching with neither is refused (study_launch_checklist).
     pays_without_code = models.BooleanField(default=False)
-    # "{code}" is replaced by the completion code; empty means "show the code only".
-    completion_url = models.CharField(
+    # Where a participant is sent at the end, one address per platform. "{code}" is replaced by
+    # the code; empty means "show the code only". MTurk needs no address: its workers' answers
+    # are posted to the externalSubmit URL MTurk gave on arrival (turkSubmitTo).
+    completion_url = models.CharField(  # direct link and others
         max_length=500, blank=True, validators=[validate_web_url_template]
     )
+    prolific_completion_url = models.CharField(
+        max_length=500, blank=True, validators=[validate_web_url_template]
+    )
+    # Screen-out codes: for a worker who arrives when every place is taken, and for one excluded
+    # by the checks (comprehension failures over the limit). Empty: return instructions only.
+    full_code = models.CharField(max_length=64, blank=True)
+    excluded_code = models.CharField(max_length=64, blank=True)
+    # Answers faster than this are flagged (Response.too_fast), never refused.
+    min_response_ms = models.PositiveIntegerField(default=1000)
+    # Interface C: whether submitting the start step without a single step is an answer.
+    allow_no_steps = models.BooleanField(default=False)
 
     label_method = models.CharField(max_length=64, default="clean-top2-clamp")
     label_params = models.JSONField(default=dict, blank=True)
@@ -314,6 +332,9 @@ class Participant(BaseModel):
     external_id = models.CharField(max_length=128, blank=True)  # PROLIFIC_PID / workerId
     platform_study_id = models.CharField(max_length=128, blank=True)  # STUDY_ID / hitId
     platform_session_id = models.CharField(max_length=128, blank=True)  # SESSION_ID / assignmentId
+    # MTurk's turkSubmitTo (production or sandbox host), checked on arrival: the completion page
+    # posts the assignment there.
+    turk_submit_to = models.CharField(max_length=200, blank=True, db_default="")
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.CONSENT)
     batch = models.ForeignKey(
         Batch, on_delete=models.PROTECT, null=True, blank=True, related_name="participants"
@@ -322,6 +343,13 @@ class Participant(BaseModel):
     # Indices into study.classes, shuffled once per participant and kept for all their trials.
     class_order = models.JSONField(default=list, blank=True)
     comprehension_failures = models.PositiveSmallIntegerField(default=0)
+    # Answers given faster than the study's min_response_ms. (The columns added with the answer
+    # checks have database defaults too, so rows written by plain SQL, as the benchmarks'
+    # fixtures are, need not name them.)
+    fast_answers = models.PositiveIntegerField(default=0, db_default=0)
+    # Every main trial answered with the same pattern (quality_flags.straight_lining); None
+    # until the session reaches its debrief with its answers assessed.
+    straight_lining = models.BooleanField(null=True, blank=True)
     trials_started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     debrief = models.JSONField(default=dict, blank=True)
@@ -391,6 +419,8 @@ class ComprehensionAttempt(BaseModel):
     number = models.PositiveSmallIntegerField()
     answers = models.JSONField()
     passed = models.BooleanField()
+    # For each question, the option numbers in the order they were shown.
+    option_orders = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["participant", "number"]
@@ -453,6 +483,8 @@ class Response(BaseModel):
     raw = models.JSONField()
     display = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.LIVE)
+    # Faster than the study's min_response_ms when it was recorded: flagged, kept.
+    too_fast = models.BooleanField(default=False, db_default=False)
 
     # Interface A (categorical), parsed; percentages as the participant gave them (0–100).
     top_class = models.PositiveSmallIntegerField(null=True, blank=True)

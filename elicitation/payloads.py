@@ -106,9 +106,51 @@ def parse_categorical(answer: Any, classes: list[str]) -> CategoricalAnswer:
         raise ValidationError(
             {"impossible": f"{clash[0]} is chosen as probable and cannot also be impossible."}
         )
+    _check_categorical_mass(p1, p2, n_open=len(classes) - len(chosen) - len(impossible))
     return CategoricalAnswer(
         top_class=top, p1_pct=p1, second_class=second, p2_pct=p2, impossible=tuple(impossible)
     )
+
+
+# Shares are typed as whole percentages, so each one, stated or left to an open class, may be
+# half a point off the participant's belief (33 / 33 / 34 is their three-way tie): the check
+# allows that much before calling the shares impossible.
+ROUNDING_SLACK_PER_SHARE = 0.5
+
+
+def _check_categorical_mass(p1: float, p2: float | None, *, n_open: int) -> None:
+    """The stated shares must be able to add up to 100% over the classes left possible.
+
+    What p1 and p2 leave over goes to the `n_open` classes neither chosen nor ruled impossible,
+    and none of them can be more probable than the least probable stated class (the top class
+    when no second is given): so the rest must be 0 when no class is open, and at most
+    n_open × that share otherwise (each within rounding). A top class of 20% among five open
+    classes is a uniform answer; 15% cannot be the most probable of them.
+    """
+    if p1 <= 0:
+        raise ValidationError({"p1": "The most probable class needs a share above 0%."})
+    stated = p1 + (p2 or 0.0)
+    rest = 100.0 - stated
+    n_stated = 1 if p2 is None else 2
+    slack = ROUNDING_SLACK_PER_SHARE * (n_stated + n_open)
+    if n_open == 0 and rest > slack:
+        raise ValidationError(
+            {
+                "impossible": f"The shares add up to {stated:g}% and every other class is ruled "
+                "impossible: with no class left open they must add up to 100%."
+            }
+        )
+    cap = p1 if p2 is None else p2
+    if rest > n_open * cap + slack:
+        which = "most probable" if p2 is None else "second"
+        raise ValidationError(
+            {
+                "p1" if p2 is None else "p2": f"The shares add up to {stated:g}%, which leaves "
+                f"{rest:g}% for the {n_open} classes still possible; none of them can be more "
+                f"probable than the {which} class ({cap:g}%), so together they hold at most "
+                f"{n_open * cap:g}%."
+            }
+        )
 
 
 def parse_comprehension(answers: Any, questions: list[dict[str, Any]]) -> list[int]:
@@ -147,15 +189,31 @@ def _object(answer: Any, allowed: set[str]) -> dict[str, Any]:
     return answer
 
 
+SLIDER_INPUTS = ("pointer", "keyboard")
+
+
 def parse_mixing_factor(answer: Any) -> dict[str, Any]:
-    """Interface B. Both sliders must have been set: an untouched default is no answer."""
-    a = _object(answer, {"mixing", "confidence", "moved_mixing", "moved_confidence"})
-    if a["moved_mixing"] is not True or a["moved_confidence"] is not True:
+    """Interface B. Both sliders must have been set: an untouched default is no answer.
+
+    `set_by` (optional) says how each slider was set: {"mixing": "pointer" | "keyboard" | null,
+    "confidence": ...}. A slider the payload reports as never set (null) is refused like an
+    unmoved one, whichever way the page was used; the input kinds are stored with the answer.
+    """
+    fields = {"mixing", "confidence", "moved_mixing", "moved_confidence"}
+    if isinstance(answer, dict) and "set_by" in answer:
+        fields.add("set_by")
+    a = _object(answer, fields)
+    set_by = _slider_inputs(a.get("set_by"))
+    if (
+        a["moved_mixing"] is not True
+        or a["moved_confidence"] is not True
+        or (set_by is not None and None in set_by.values())
+    ):
         # Not keyed by field: the API shows this message as it is, without an "answer: " prefix.
         raise ValidationError("Set both sliders before submitting.")
     mixing = _int_in(a["mixing"], "mixing", 0, 100)
     confidence = _int_in(a["confidence"], "confidence", 0, 100)
-    return {
+    value: dict[str, Any] = {
         "mixing_raw": mixing,
         "confidence_raw": confidence,
         # docs/methods/interface-analyses.md#mixing-factor: λ̂ (weight of image 1) = 1 − value/100,
@@ -165,13 +223,37 @@ def parse_mixing_factor(answer: Any) -> dict[str, Any]:
         "moved_mixing": True,
         "moved_confidence": True,
     }
+    if set_by is not None:
+        value["set_by"] = set_by
+    return value
+
+
+def _slider_inputs(raw: Any) -> dict[str, str | None] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"mixing", "confidence"}:
+        raise ValidationError(
+            {"set_by": "set_by must be an object with the keys 'mixing' and 'confidence'."}
+        )
+    for name, how in raw.items():
+        if how is not None and how not in SLIDER_INPUTS:
+            raise ValidationError(
+                {"set_by": f"set_by.{name} must be one of {list(SLIDER_INPUTS)} or null."}
+            )
+    return {"mixing": raw["mixing"], "confidence": raw["confidence"]}
 
 
 MAX_VISITS = 2000
 
 
-def parse_construct_midpoint(answer: Any, display: dict[str, Any]) -> dict[str, Any]:
-    """Interface C: the walk through the series, one step at a time, from the start step."""
+def parse_construct_midpoint(
+    answer: Any, display: dict[str, Any], *, allow_no_steps: bool = False
+) -> dict[str, Any]:
+    """Interface C: the walk through the series, one step at a time, from the start step.
+
+    At least one step must be taken unless the study allows none: an answer left at the start
+    step says nothing about where the participant sees the midpoint.
+    """
     a = _object(answer, {"final_step", "visits"})
     final = _int_in(a["final_step"], "final_step", 0, 10)
     visits = a["visits"]
@@ -194,6 +276,10 @@ def parse_construct_midpoint(answer: Any, display: dict[str, Any]) -> dict[str, 
         raise ValidationError({"visits": "The first visit must be the start step."})
     if parsed[-1]["step"] != final:
         raise ValidationError({"final_step": "final_step must be the last step visited."})
+    if len(parsed) < 2 and not allow_no_steps:
+        raise ValidationError(
+            {"visits": "Take at least one step through the series before submitting."}
+        )
     return {
         "start_step": display["start_step"],
         "final_step": final,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.urls import reverse
 
-from elicitation import selectors
+from elicitation import exits, quality_flags, selectors
 from elicitation.models import Participant, Stimulus, StimulusImage, Study, Trial
 from hmix_site.common.html import clean_html
 
@@ -37,6 +37,7 @@ def trial_view(trial: Trial) -> dict[str, Any]:
             "class1": d["class1"],
             "class2": d["class2"],
             "start_step": d["start_step"],
+            "allow_no_steps": trial.participant.study.allow_no_steps,
             "step_urls": [frame_url(frames[("step", i)]) for i in range(11)],
         }
     if ttype == Study.TrialType.SELECT_MIDPOINT:
@@ -90,12 +91,14 @@ def session_state(*, participant: Participant) -> dict[str, Any]:
                 next_image_url = stimulus_image_url(ahead.following.stimulus)
     else:
         progress = selectors.participant_progress(participant=participant)
-    completion = None
-    if stage == Participant.Stage.COMPLETED:
-        completion = {
-            "code": study.completion_code,
-            "url": selectors.participant_completion_url(participant=participant),
-        }
+    completion = (
+        exits.completion_exit(participant) if stage == Participant.Stage.COMPLETED else None
+    )
+    orders = (
+        comprehension_orders(participant)
+        if stage == Participant.Stage.COMPREHENSION
+        else [list(range(len(q["options"]))) for q in study.comprehension]
+    )
     return {
         "token": str(participant.token),
         "stage": stage,
@@ -112,10 +115,23 @@ def session_state(*, participant: Participant) -> dict[str, Any]:
         "instructions": [
             {**page, "html": clean_html(page.get("html", ""))} for page in study.instructions
         ],
-        # The marked answers stay on the server.
+        # The marked answers stay on the server. Answers are option numbers into "options";
+        # "option_order" is the order to show them in on this attempt.
         "comprehension": [
-            {"question": q["question"], "options": q["options"]} for q in study.comprehension
+            {"question": q["question"], "options": q["options"], "option_order": order}
+            for q, order in zip(study.comprehension, orders, strict=True)
         ],
         "debrief_questions": study.debrief_questions,
         "completion": completion,
+        "screen_out": exits.screen_out_exit(participant),
     }
+
+
+def comprehension_orders(participant: Participant) -> list[list[int]]:
+    """The option order of each question on the participant's next attempt (a failed attempt
+    sends them back to the instructions, so the next attempt is failures + 1)."""
+    return quality_flags.comprehension_option_orders(
+        token=str(participant.token),
+        attempt=participant.comprehension_failures + 1,
+        questions=participant.study.comprehension,
+    )

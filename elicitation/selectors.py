@@ -1,11 +1,12 @@
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from elicitation.defaults import study_settings_defaults
 from elicitation.models import (
@@ -18,6 +19,7 @@ from elicitation.models import (
     Study,
     Trial,
 )
+from elicitation.quality_flags import AnswerRecord
 from hmix_site.common import rawsql
 from hmix_site.common.validators import is_web_url
 
@@ -103,6 +105,27 @@ def batch_loads(*, study: Study) -> list[tuple[int, int, int]]:
         .annotate(load=Count("participants", filter=batch_load_filter()))
         .order_by("number")
         .values_list("id", "load", "target")
+    )
+
+
+def study_has_room(*, study: Study, now: datetime) -> bool:
+    """Whether any batch of the study has a free place for a new participant (one query).
+
+    Read-only, for the arrival check: a holder whose lease ran out counts as gone, as it will
+    once assignment_claim reclaims the slot, so nobody is turned away for a stale slot.
+    """
+    taken = Q(participants__stage=Participant.Stage.COMPLETED) | (
+        Q(participants__stage__in=Participant.HOLDING_STAGES)
+        & (
+            Q(participants__lease_expires_at__isnull=True)
+            | Q(participants__lease_expires_at__gte=now)
+        )
+    )
+    return (
+        Batch.objects.filter(study=study)
+        .annotate(load=Count("participants", filter=taken))
+        .filter(load__lt=F("target"))
+        .exists()
     )
 
 
@@ -264,9 +287,27 @@ def stimulus_list(*, study: Study) -> QuerySet[Stimulus]:
     return Stimulus.objects.filter(study=study).order_by("key")
 
 
-def participant_completion_url(*, participant: Participant) -> str:
-    """The crowd platform's completion URL with the study's code, or "" to show the code only."""
-    return study_entry_links(study=participant.study, base_url="")["completion_url"]
+def participant_answer_records(*, participant: Participant) -> list[AnswerRecord]:
+    """The participant's answers to main and repeat trials, as the quality checks read them."""
+    ttype = participant.study.trial_type
+    rows = (
+        Response.objects.filter(
+            participant=participant, kind__in=[Trial.Kind.MAIN, Trial.Kind.REPEAT]
+        )
+        .order_by("position")
+        .values_list("top_class", "p1_pct", "second_class", "p2_pct", "value")
+    )
+    return [
+        AnswerRecord(
+            trial_type=ttype,
+            top_class=top,
+            p1_pct=p1,
+            second_class=second,
+            p2_pct=p2,
+            value=value,
+        )
+        for top, p1, second, p2, value in rows
+    ]
 
 
 def study_settings(*, study: Study) -> dict[str, Any]:
@@ -311,21 +352,26 @@ MTURK_QUERY = "workerId=...&assignmentId=...&hitId=..."
 def study_entry_links(*, study: Study, base_url: str) -> dict[str, str]:
     """The links to give the crowd platforms, and where participants are sent at the end."""
     entry = f"{base_url.rstrip('/')}/s/{study.slug}/"
-    completion_url = (
-        study.completion_url.replace("{code}", study.completion_code)
-        if study.completion_url and study.completion_code
-        else ""
-    )
     return {
         "direct": entry,
         "prolific": f"{entry}?{PROLIFIC_QUERY}",
         "mturk": f"{entry}?{MTURK_QUERY}",
         "completion_code": study.completion_code,
-        # Checked again here although every way in validates it: the completion page links to
-        # and redirects to this address, so anything but http(s) (a `javascript:` URL stored
-        # before validation, or written around it) is dropped and the code shown instead.
-        "completion_url": completion_url if is_web_url(completion_url) else "",
+        # Where each platform's workers are sent at the end (MTurk's are posted back to it).
+        "completion_url": _with_code(study.completion_url, study.completion_code),
+        "prolific_completion_url": _with_code(study.prolific_completion_url, study.completion_code),
     }
+
+
+def _with_code(url: str, code: str) -> str:
+    """The completion address with the code in it, or "" (show the code only).
+
+    Checked again here although every way in validates it: the completion page links to and
+    redirects to this address, so anything but http(s) (a `javascript:` URL stored before
+    validation, or written around it) is dropped and the code shown instead.
+    """
+    filled = url.replace("{code}", code) if url and code else ""
+    return filled if is_web_url(filled) else ""
 
 
 def participant_list(*, study: Study, stage: str | None = None) -> QuerySet[Participant]:
@@ -366,6 +412,11 @@ class Monitor:
     # Completion per stimulus: how many stimuli have 0, 1, 2, ... main-trial answers.
     answers_histogram: dict[int, int]
     recent_exclusions: list[dict[str, Any]]
+    # Quality flags (never refusals): answers under the study's min_response_ms, and sessions
+    # that answered every trial the same way, with the most recent flagged participants.
+    too_fast_responses: int
+    straight_lining_participants: int
+    flagged: list[dict[str, Any]]
 
 
 def study_monitor(*, study: Study) -> Monitor:
@@ -412,7 +463,19 @@ def study_monitor(*, study: Study) -> Monitor:
         .order_by("-updated_at")
         .values("external_id", "token", "stage", "updated_at")[:10]
     ]
+    flagged_qs = Participant.objects.filter(
+        Q(fast_answers__gt=0) | Q(straight_lining=True), study=study
+    )
+    flagged = [
+        dict(row)
+        for row in flagged_qs.order_by("-updated_at").values(
+            "external_id", "token", "fast_answers", "straight_lining"
+        )[:10]
+    ]
     return Monitor(
+        too_fast_responses=Response.objects.filter(study=study, too_fast=True).count(),
+        straight_lining_participants=flagged_qs.filter(straight_lining=True).count(),
+        flagged=flagged,
         stages=stages,
         batches=[BatchProgress(*row) for row in batch_rows],
         responses=n_responses,

@@ -18,6 +18,7 @@ from elicitation import (
     lock_objects,
     payloads,
     privacy_services,
+    quality_flags,
     selectors,
 )
 from elicitation.models import (
@@ -56,6 +57,10 @@ def study_create(
 ) -> Study:
     if len(set(classes)) != len(classes):
         raise ValidationError({"classes": "Class names must be unique."})
+    if "lease_minutes" not in fields:
+        fields["lease_minutes"] = lease_minutes_for(
+            fields.get("expected_minutes", Study._meta.get_field("expected_minutes").default)
+        )
     study = Study(
         slug=slug,
         title=title,
@@ -67,6 +72,18 @@ def study_create(
     study.full_clean()
     study.save()
     return study
+
+
+# A freed slot must not wait long for a worker who left, nor be taken from one who pauses: every
+# answer renews the lease, so it only has to outlast the longest pause, and a pause as long as
+# the whole expected session means the worker has gone. Never under 10 minutes (reading the
+# instructions and the check come before the first answer).
+MIN_LEASE_MINUTES = 10
+
+
+def lease_minutes_for(expected_minutes: int) -> int:
+    """The default slot lease of a study expected to take `expected_minutes`."""
+    return max(MIN_LEASE_MINUTES, expected_minutes)
 
 
 # The study lifecycle: draft → live ⇄ paused → closed. A launched study never becomes a draft
@@ -183,12 +200,15 @@ def participant_start(
     external_id: str = "",
     platform_study_id: str = "",
     platform_session_id: str = "",
+    turk_submit_to: str = "",
     user_agent: str = "",
 ) -> tuple[Participant, bool]:
     """Start a session, or resume the one this crowdworker already has (never a second one).
 
     Returns (participant, created). Two simultaneous arrivals of the same worker both get the same
-    session: the loser of the unique-constraint race re-reads the winner's row.
+    session: the loser of the unique-constraint race re-reads the winner's row. A new session
+    is refused (409, reason "full") when no batch has a free place, before anything is written,
+    so a worker who cannot be placed learns it before consenting.
     """
     platform_ids = {
         "platform_study_id": platform_study_id,
@@ -206,6 +226,7 @@ def participant_start(
             {"study_status": study.status},
             status=409,
         )
+    study_require_room(study=study)
     order = list(range(study.n_classes))
     random.SystemRandom().shuffle(order)
     participant = Participant(
@@ -214,6 +235,7 @@ def participant_start(
         external_id=external_id,
         platform_study_id=platform_study_id,
         platform_session_id=platform_session_id,
+        turk_submit_to=turk_submit_to,
         user_agent=user_agent[:400],
         class_order=order,
         stage=Stage.CONSENT,
@@ -255,6 +277,76 @@ def _participant_returning(
             status=403,
         )
     return participant
+
+
+def participant_find_returning(
+    *,
+    study: Study,
+    platform: str,
+    external_id: str,
+    platform_study_id: str = "",
+    platform_session_id: str = "",
+) -> Participant | None:
+    """The session this crowdworker already has, or None; writes nothing (the study link's GET).
+
+    The same identity check as participant_start: a Prolific worker coming back from another
+    Prolific study or submission is refused (403) rather than handed the session.
+    """
+    existing = selectors.participant_find_external(
+        study=study, platform=platform, external_id=external_id
+    )
+    if existing is None:
+        return None
+    return _participant_returning(
+        participant=existing,
+        platform_study_id=platform_study_id,
+        platform_session_id=platform_session_id,
+    )
+
+
+STUDY_FULL_MESSAGE = "Sorry, all places in this study are taken."
+
+
+def study_require_room(*, study: Study) -> None:
+    """Raise the "full" refusal unless a batch has a place (expired leases count as free)."""
+    if not selectors.study_has_room(study=study, now=timezone.now()):
+        raise ApplicationError(
+            STUDY_FULL_MESSAGE,
+            {"reason": "full", "screen_out_code": study.full_code},
+            status=409,
+        )
+
+
+@transaction.atomic
+def participant_arrive(
+    *,
+    study: Study,
+    agreed: bool,
+    platform: str,
+    external_id: str = "",
+    platform_study_id: str = "",
+    platform_session_id: str = "",
+    turk_submit_to: str = "",
+    user_agent: str = "",
+) -> Participant:
+    """The consent form posted from the study link: the session starts here, with its answer.
+
+    Nothing is written before this POST, so link previews and probes leave no trace. A worker
+    who has a session already resumes it (their answer then goes through participant_consent
+    as usual, a no-op once given).
+    """
+    participant, _ = participant_start(
+        study=study,
+        platform=platform,
+        external_id=external_id,
+        platform_study_id=platform_study_id,
+        platform_session_id=platform_session_id,
+        turk_submit_to=turk_submit_to,
+        user_agent=user_agent,
+    )
+    if participant.stage in Participant.FINISHED_STAGES:
+        return participant
+    return participant_consent(participant=participant, agreed=agreed)
 
 
 def _lock(participant: Participant) -> Participant:
@@ -310,18 +402,26 @@ def participant_instructions_complete(*, participant: Participant) -> Participan
 def comprehension_submit(*, participant: Participant, answers: Any) -> ComprehensionAttempt:
     """Grade one attempt. All right: trials start. Any wrong: back to the instructions.
 
-    With max_comprehension_failures set, the participant is excluded at that many failures.
+    With max_comprehension_failures set (3 by default), the participant is excluded at that
+    many failures. Answers are option numbers in the question's own order, whatever order the
+    options were shown in; the shown order is stored with the attempt.
     """
     participant = _lock(participant)
     _require_stage(participant, Stage.COMPREHENSION)
     questions = participant.study.comprehension
     parsed = parse_comprehension(answers, questions)
     passed = all(a == q["answer"] for a, q in zip(parsed, questions, strict=True))
+    # Every earlier attempt of a session still at the check was failed: no count query needed,
+    # and the number matches the one the page derived its option order from.
+    number = participant.comprehension_failures + 1
     attempt = ComprehensionAttempt(
         participant=participant,
-        number=participant.comprehension_attempts.count() + 1,
+        number=number,
         answers=parsed,
         passed=passed,
+        option_orders=quality_flags.comprehension_option_orders(
+            token=str(participant.token), attempt=number, questions=questions
+        ),
     )
     # The (participant, number) key is unique in the database; number comes from the locked row.
     attempt.clean_fields(exclude=["participant"])
@@ -363,6 +463,9 @@ def assignment_claim(*, participant: Participant) -> Batch | None:
     SELECT ... FOR UPDATE docs), so a transaction never waits while holding another batch.
     """
     study = participant.study
+    # Slots of sessions whose lease ran out are freed here as well as by the periodic task, so
+    # a deployment without Celery beat (make demo) frees them just the same.
+    participant_leases_reclaim(study=study)
     candidates = choose_batch(selectors.batch_loads(study=study), participant_id=participant.id)
     for skip_locked in (True, False):
         for batch_id in candidates:
@@ -553,6 +656,7 @@ def response_record_by_token(
         rt_ms=rt_ms,
         raw=answer,
         display=current.display,
+        too_fast=rt_ms < participant.study.min_response_ms,
     )
     for field, value in answer_parse(study=study, trial=current, answer=answer).items():
         setattr(response, field, value)
@@ -567,6 +671,9 @@ def response_record_by_token(
 
     participant.lease_expires_at = timezone.now() + _lease(study)
     fields = ["lease_expires_at", "updated_at"]
+    if response.too_fast:
+        participant.fast_answers += 1  # the row is locked: the count read is current
+        fields.append("fast_answers")
     if len(open_trials) == 1:  # that was the last one
         participant.stage = Stage.DEBRIEF
         fields.append("stage")
@@ -625,7 +732,9 @@ def answer_parse(*, study: Study, trial: Trial, answer: Any) -> dict[str, Any]:
     if ttype == Study.TrialType.MIXING_FACTOR:
         value = payloads.parse_mixing_factor(answer)
     elif ttype == Study.TrialType.CONSTRUCT_MIDPOINT:
-        value = payloads.parse_construct_midpoint(answer, trial.display)
+        value = payloads.parse_construct_midpoint(
+            answer, trial.display, allow_no_steps=study.allow_no_steps
+        )
     elif ttype == Study.TrialType.SELECT_MIDPOINT:
         value = payloads.parse_select_midpoint(answer, trial.display)
     elif ttype == Study.TrialType.IRI_2AFC:
@@ -662,8 +771,18 @@ def participant_debrief_submit(*, participant: Participant, answers: Any) -> Par
     participant.stage = Stage.COMPLETED
     participant.completed_at = timezone.now()
     participant.lease_expires_at = None
+    participant.straight_lining = quality_flags.straight_lining(
+        selectors.participant_answer_records(participant=participant)
+    )
     participant.save(
-        update_fields=["debrief", "stage", "completed_at", "lease_expires_at", "updated_at"]
+        update_fields=[
+            "debrief",
+            "stage",
+            "completed_at",
+            "lease_expires_at",
+            "straight_lining",
+            "updated_at",
+        ]
     )
     return participant
 
@@ -681,16 +800,20 @@ def participant_return(*, participant: Participant) -> Participant:
     return participant
 
 
-def participant_leases_reclaim(*, now: datetime | None = None) -> int:
+def participant_leases_reclaim(*, now: datetime | None = None, study: Study | None = None) -> int:
     """Expire sessions whose lease ran out, freeing their batch slots. Returns how many.
 
     A single conditional UPDATE: safe to run twice or concurrently, and a participant whose
-    lease was renewed in the meantime no longer matches.
+    lease was renewed in the meantime no longer matches. With `study`, only its sessions (the
+    lazy reclaim of assignment_claim); without, all (the periodic task).
     """
     now = now or timezone.now()
-    return Participant.objects.filter(
+    expired = Participant.objects.filter(
         stage__in=Participant.HOLDING_STAGES, lease_expires_at__lt=now
-    ).update(stage=Stage.EXPIRED, updated_at=now)
+    )
+    if study is not None:
+        expired = expired.filter(study=study)
+    return expired.update(stage=Stage.EXPIRED, updated_at=now)
 
 
 @transaction.atomic
@@ -721,9 +844,15 @@ STUDY_TEXT_FIELDS = (
     "completion_code",
     "pays_without_code",
     "completion_url",
+    "prolific_completion_url",
+    "full_code",
+    "excluded_code",
     "settings",
     "participants_per_batch",
+    "expected_minutes",
     "lease_minutes",
+    "min_response_ms",
+    "allow_no_steps",
 )
 # Editable only while the study is a draft: changing them under live data would make earlier
 # and later answers incomparable (another interface, class list or number of repeats).
@@ -840,16 +969,29 @@ def _study_field_clean(study: Study, name: str, value: Any) -> Any:
         return None if value is None else _positive(value, "The failure limit", low=1, high=100)
     if name == "debrief_questions":
         return _study_debrief_clean(value)
-    if name == "completion_code":
-        code = _text(value, "The completion code", max_length=64, blank=True).strip()
+    if name in ("completion_code", "full_code", "excluded_code"):
+        what = {
+            "completion_code": "The completion code",
+            "full_code": "The study-full code",
+            "excluded_code": "The excluded code",
+        }[name]
+        code = _text(value, what, max_length=64, blank=True).strip()
         if not set(code) <= _COMPLETION_CODE_CHARS:
-            raise ValueError("The completion code may only hold letters, digits, '-' and '_'.")
+            raise ValueError(f"{what} may only hold letters, digits, '-' and '_'.")
         return code
-    if name == "completion_url":
+    if name in ("completion_url", "prolific_completion_url"):
         return _study_completion_url_clean(value)
     if name == "pays_without_code":
         if not isinstance(value, bool):
             raise ValueError("“No code: I pay another way” must be true or false.")
+        return value
+    if name == "expected_minutes":
+        return _positive(value, "The expected length", low=1, high=24 * 60)
+    if name == "min_response_ms":
+        return _positive(value, "The minimum response time", low=0, high=600_000)
+    if name == "allow_no_steps":
+        if not isinstance(value, bool):
+            raise ValueError("allow_no_steps must be true or false.")
         return value
     if name == "settings":
         return _study_settings_clean(study, value)

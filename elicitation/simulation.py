@@ -125,6 +125,18 @@ class HttpError(Exception):
         super().__init__(f"HTTP {status}: {body[:200]}")
         self.status = status
         self.kind = kind
+        self.body = body
+
+    @property
+    def study_full(self) -> bool:
+        """A start refused because every place is taken (409, extra.reason "full")."""
+        if self.status != 409:
+            return False
+        try:
+            extra = json.loads(self.body).get("extra") or {}
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(extra, dict) and extra.get("reason") == "full"
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -260,7 +272,13 @@ def _categorical(rng: random.Random, s: Stimulus | None, class_order: list[str])
 
 
 def _walk(start: int, target: int) -> list[dict[str, Any]]:
+    """Interface C's visits from `start` to `target`, one step at a time. A walk that ends where
+    it began still looks one step away first: the start step alone is no answer."""
     step, t, visits = start, 0.0, [{"step": start, "t_ms": 0.0}]
+    if start == target:
+        step = start + 1 if start < 10 else start - 1
+        t += 400.0
+        visits.append({"step": step, "t_ms": t})
     while step != target:
         step += 1 if target > step else -1
         t += 400.0
@@ -514,6 +532,12 @@ def _participant_journey(ctx: _Journey, client: Client, index: int) -> Outcome:
                 raise JourneyError(f"ended at stage {stage}")
         raise JourneyError(f"no end after {ctx.max_steps} requests")
     except HttpError as exc:
+        if exc.study_full and kind == "start":
+            # Refused on arrival, before a session existed: the same outcome as a session that
+            # found no slot after the check.
+            out.status, out.stage, out.kind = "full", "full", kind
+            out.reason = "refused on arrival: the study is full"
+            return out
         out.http_status, out.kind = exc.status, exc.kind or kind
         out.reason = str(exc)
     except Exception as exc:  # every failure is counted, with its reason

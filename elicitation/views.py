@@ -3,18 +3,20 @@ the JSON API; every POST redirects back to the session page, so refresh and back
 """
 
 import contextlib
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import cache_control
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from elicitation import selectors, services
+from elicitation import exits, selectors, services
 from elicitation.forms import ComprehensionForm, ConsentForm
 from elicitation.models import Participant, Stimulus, StimulusImage, Study
-from elicitation.presenters import session_state
+from elicitation.presenters import comprehension_orders, session_state
 from hmix_site.common import ratelimits
 from hmix_site.common.body_limits import PARTICIPANT, body_limit
 from hmix_site.common.exceptions import ApplicationError
@@ -41,42 +43,139 @@ def _cookie_name(study: Study) -> str:
     return f"hmix_session_{study.pk}"
 
 
-@require_GET
+@dataclass(frozen=True)
+class Arrival:
+    """Who follows the study link, read from the platform's query parameters."""
+
+    platform: str
+    external_id: str = ""
+    platform_study_id: str = ""
+    platform_session_id: str = ""
+    turk_submit_to: str = ""
+    # MTurk shows the page inside a HIT preview before the worker accepts the HIT.
+    mturk_preview: bool = False
+
+
+def _arrival(request: HttpRequest) -> Arrival:
+    q = request.GET
+    if q.get("PROLIFIC_PID"):
+        worker, study, session = (q.get(k, "")[:128] for k in PROLIFIC_PARAMS)
+        return Arrival(Participant.Platform.PROLIFIC, worker, study, session)
+    if q.get("assignmentId") == exits.MTURK_PREVIEW_ASSIGNMENT:
+        return Arrival(Participant.Platform.MTURK, mturk_preview=True)
+    if q.get("workerId"):
+        worker, hit, assignment = (q.get(k, "")[:128] for k in MTURK_PARAMS)
+        turk = exits.turk_submit_to_clean(q.get("turkSubmitTo", ""))
+        return Arrival(Participant.Platform.MTURK, worker, hit, assignment, turk)
+    return Arrival(Participant.Platform.DIRECT)
+
+
+def _existing_session(request: HttpRequest, study: Study, arrival: Arrival) -> Participant | None:
+    """The session this worker (or, on a direct link, this browser) already has."""
+    if arrival.external_id:
+        return services.participant_find_returning(
+            study=study,
+            platform=arrival.platform,
+            external_id=arrival.external_id,
+            platform_study_id=arrival.platform_study_id,
+            platform_session_id=arrival.platform_session_id,
+        )
+    if arrival.platform != Participant.Platform.DIRECT:
+        return None
+    # A direct link has no worker id: a cookie lets the same browser resume its session.
+    token = request.COOKIES.get(_cookie_name(study))
+    # The cookie is the browser's to send: a malformed one is simply not found.
+    existing = selectors.participant_by_token(token=token) if token else None
+    if (
+        existing is not None
+        and existing.study_id == study.pk
+        and existing.stage not in Participant.FINISHED_STAGES
+    ):
+        return existing
+    return None
+
+
+def _full_page(
+    request: HttpRequest, study: Study, arrival: Arrival, *, status: int
+) -> HttpResponse:
+    context = {
+        "study": study,
+        "exit": exits.arrival_full_exit(study, arrival.platform),
+        "platform": arrival.platform,
+    }
+    return render(request, "elicitation/full.html", context, status=status)
+
+
+def _arrival_consent_page(
+    request: HttpRequest, study: Study, arrival: Arrival, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    context = {
+        "study": study,
+        # The form posts back to the study link itself, keeping the platform's parameters.
+        "consent_action": request.get_full_path(),
+        "mturk_preview": arrival.mturk_preview,
+        "error": error,
+    }
+    return render(request, "elicitation/consent.html", context, status=status)
+
+
+@body_limit(PARTICIPANT)
+@require_http_methods(["GET", "HEAD", "POST"])
 def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
-    """The link given to the crowd platform. Starts a session or resumes the worker's own."""
+    """The link given to the crowd platform.
+
+    A GET writes nothing: it resumes the worker's session if there is one, says at once when
+    the study is closed or full (with the study's screen-out code), and otherwise shows the
+    consent form. Posting that form starts the session (services.participant_arrive), so link
+    previews, probes and MTurk's HIT preview leave no trace.
+    """
     try:
         study = selectors.study_get_by_slug(slug=slug)
     except Study.DoesNotExist as exc:
         raise Http404("No such study.") from exc
-    q = request.GET
-    if q.get("PROLIFIC_PID"):
-        platform, ids = Participant.Platform.PROLIFIC, [q.get(k, "") for k in PROLIFIC_PARAMS]
-    elif q.get("workerId"):
-        platform, ids = Participant.Platform.MTURK, [q.get(k, "") for k in MTURK_PARAMS]
-    else:
-        # A direct link has no worker id: a cookie lets the same browser resume its session.
-        platform, ids = Participant.Platform.DIRECT, ["", "", ""]
-        token = request.COOKIES.get(_cookie_name(study))
-        if token:
-            # The cookie is the browser's to send: a malformed one is simply not found.
-            existing = selectors.participant_by_token(token=token)
-            if (
-                existing is not None
-                and existing.study_id == study.pk
-                and existing.stage not in Participant.FINISHED_STAGES
-            ):
-                return HttpResponseRedirect(_session_url(existing))
+    arrival = _arrival(request)
+    try:
+        existing = _existing_session(request, study, arrival)
+    except ApplicationError as exc:  # a Prolific ID coming from another submission
+        return render(
+            request,
+            "elicitation/closed.html",
+            {"study": study, "message": exc.message},
+            status=exc.status,
+        )
+    if existing is not None:
+        return HttpResponseRedirect(_session_url(existing))
+    if study.status != Study.Status.LIVE:
+        message = "This study is not accepting participants right now."
+        return render(
+            request, "elicitation/closed.html", {"study": study, "message": message}, status=409
+        )
+    if request.method != "POST":
+        if not selectors.study_has_room(study=study, now=timezone.now()):
+            return _full_page(request, study, arrival, status=200)
+        return _arrival_consent_page(request, study, arrival)
+    if arrival.mturk_preview:  # the page says to accept the HIT first
+        return _arrival_consent_page(request, study, arrival, status=400)
+    form = ConsentForm(request.POST)
+    if not form.is_valid():
+        error = " ".join(str(e) for e in form.non_field_errors())
+        return _arrival_consent_page(request, study, arrival, error=error, status=400)
+    # Counted only when a session is about to be created: a GET writes nothing, so it costs nothing.
     ratelimits.participant_arrival_limit(request=request, study_slug=study.slug)
     try:
-        participant, _ = services.participant_start(
+        participant = services.participant_arrive(
             study=study,
-            platform=platform,
-            external_id=ids[0][:128],
-            platform_study_id=ids[1][:128],
-            platform_session_id=ids[2][:128],
+            agreed=not form.cleaned_data["decline"],
+            platform=arrival.platform,
+            external_id=arrival.external_id,
+            platform_study_id=arrival.platform_study_id,
+            platform_session_id=arrival.platform_session_id,
+            turk_submit_to=arrival.turk_submit_to,
             user_agent=request.headers.get("User-Agent", ""),
         )
     except ApplicationError as exc:
+        if exc.extra.get("reason") == "full":
+            return _full_page(request, study, arrival, status=409)
         return render(
             request,
             "elicitation/closed.html",
@@ -84,7 +183,7 @@ def study_entry(request: HttpRequest, slug: str) -> HttpResponse:
             status=exc.status,
         )
     response = HttpResponseRedirect(_session_url(participant))
-    if platform == Participant.Platform.DIRECT:
+    if arrival.platform == Participant.Platform.DIRECT:
         response.set_cookie(
             _cookie_name(study),
             str(participant.token),
@@ -124,7 +223,9 @@ def _render_stage(
         trial_type=participant.study.trial_type
     )
     if participant.stage == Stage.COMPREHENSION and form is None:
-        form = ComprehensionForm(questions=participant.study.comprehension)
+        form = ComprehensionForm(
+            questions=participant.study.comprehension, orders=comprehension_orders(participant)
+        )
     trial_config = None
     if state["trial"] is not None:
         trial_config = {
@@ -186,7 +287,11 @@ def comprehension_submit(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant(token)
     if participant.stage != Stage.COMPREHENSION:
         return _after_post(request, participant)
-    form = ComprehensionForm(request.POST, questions=participant.study.comprehension)
+    form = ComprehensionForm(
+        request.POST,
+        questions=participant.study.comprehension,
+        orders=comprehension_orders(participant),
+    )
     if not form.is_valid():
         return _render_stage(
             request, participant, form=form, error="Please answer every question.", status=400

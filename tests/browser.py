@@ -122,6 +122,12 @@ def pick_radio_by_keys(page: Page, option: int) -> None:
         page.keyboard.press("ArrowDown")
 
 
+def shown_position(page: Page, name: str, value: int) -> int:
+    """Where option `value` of radio group `name` is on the page (the check shuffles them)."""
+    values = page.locator(f'input[name="{name}"]').evaluate_all("(els) => els.map((e) => e.value)")
+    return [int(v) for v in values].index(value)
+
+
 def right_comprehension_option(study: Study) -> str:
     question = study.comprehension[0]
     return question["options"][question["answer"]]
@@ -164,7 +170,7 @@ def start_by_keyboard(
     page.keyboard.press("Enter")
     expect(page.locator("#comprehension-form")).to_be_visible()
     tab_to(page, 'input[name="q0"]')
-    pick_radio_by_keys(page, study.comprehension[0]["answer"])
+    pick_radio_by_keys(page, shown_position(page, "q0", study.comprehension[0]["answer"]))
     if expect_answer:
         expect(page.get_by_label(right_comprehension_option(study))).to_be_checked()
     tab_to(page, "#comprehension-submit")

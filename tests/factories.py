@@ -39,6 +39,7 @@ class StudyFactory(factory.django.DjangoModelFactory):
     debrief_questions = factory.LazyFunction(lambda: ["Comments?"])
     completion_code = "CODE123"
     completion_url = "https://app.prolific.com/submissions/complete?cc={code}"
+    prolific_completion_url = "https://app.prolific.com/submissions/complete?cc={code}"
     label_method = "clean-top2-clamp"
     label_params = factory.LazyFunction(lambda: {"gamma": 0.1})
 

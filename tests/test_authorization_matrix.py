@@ -105,7 +105,8 @@ RULES: dict[str, Rule] = {
     "api/schema/": Rule({"GET": everyone(200)}, study_data=False),
     "api/docs/": Rule({"GET": everyone(200)}, study_data=False),
     # --- participant pages: the token in the URL is the credential --------------------------
-    "s/<slug:slug>/": Rule({"GET": everyone(302)}, study_data=False),
+    # The study link writes nothing: the consent form, or a redirect to the caller's session.
+    "s/<slug:slug>/": Rule({"GET": _row(200, 302, 200, 200, 200, 200)}, study_data=False),
     "p/<str:token>/": Rule({"GET": everyone(200)}, study_data=False),
     "p/<str:token>/consent/": Rule({"POST": everyone(400)}, study_data=False),
     "p/<str:token>/instructions/": Rule({"POST": everyone(302)}, study_data=False),

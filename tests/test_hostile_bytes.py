@@ -105,10 +105,14 @@ def test_a_malformed_session_cookie_starts_a_new_session(
     # given a direct link and a cookie that is no session token
     study = make_study()
     client.cookies[f"hmix_session_{study.pk}"] = "not-a-uuid"
-    # when
-    res = client.get(reverse("elicitation:entry", kwargs={"slug": study.slug}))
+    url = reverse("elicitation:entry", kwargs={"slug": study.slug})
+    # when the link is followed, then its consent form posted
+    shown = client.get(url)
+    stored_before_consent = Participant.objects.exists()
+    res = client.post(url, {"adult": "on", "understood": "on", "agree": "on"})
     # then
     participant = Participant.objects.get()
+    assert (shown.status_code, stored_before_consent) == (200, False)
     assert res.status_code == 302
     assert res["Location"] == reverse("elicitation:session", kwargs={"token": participant.token})
 

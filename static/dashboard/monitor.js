@@ -38,6 +38,15 @@
       else { li.textContent = "None"; li.className = "muted"; }
       return li;
     }));
+    set("m-too-fast", m.too_fast_responses);
+    set("m-straight", m.straight_lining_participants);
+    const flagged = document.getElementById("m-flagged");
+    flagged.replaceChildren(...(m.flagged.length ? m.flagged : [null]).map((f) => {
+      const li = document.createElement("li");
+      if (f) li.textContent = `${f.participant}: ${f.fast_answers} too fast${f.straight_lining ? ", same answer throughout" : ""}`;
+      else { li.textContent = "None"; li.className = "muted"; }
+      return li;
+    }));
     set("monitor-updated", `updated ${new Date().toLocaleTimeString()}`);
   }
 

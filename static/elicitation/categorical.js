@@ -49,7 +49,30 @@
       if (answer.p1 + answer.p2 > 100) throw new Error("The two shares add up to more than 100%.");
     }
     answer.impossible = Array.from(form.querySelectorAll('input[name="impossible"]:checked')).map((el) => el.value);
+    checkMass(answer);
     return answer;
+  }
+
+  // The server's rule (payloads._check_categorical_mass): what the stated shares leave over goes
+  // to the classes neither chosen nor ruled impossible, none of which can be more probable than
+  // the least probable stated class; so the shares must be able to add up to 100%.
+  function checkMass(answer) {
+    if (answer.p1 <= 0) throw new Error("The most probable category needs a share above 0%.");
+    const nClasses = form.querySelectorAll('input[name="top_class"]').length;
+    const chosen = answer.second_class ? 2 : 1;
+    const open = nClasses - chosen - answer.impossible.length;
+    const stated = answer.p1 + (answer.p2 ?? 0);
+    const rest = 100 - stated;
+    // Whole percentages: each share may be half a point off (33 / 33 / 34 is a tie).
+    const slack = 0.5 * (chosen + open);
+    if (open === 0 && rest > slack) {
+      throw new Error(`The shares add up to ${+stated.toFixed(2)}% and every other category is ticked as impossible: they must add up to 100%.`);
+    }
+    const cap = answer.second_class ? answer.p2 : answer.p1;
+    if (rest > open * cap + slack) {
+      const which = answer.second_class ? "second" : "most probable";
+      throw new Error(`The shares add up to ${+stated.toFixed(2)}%, which leaves ${+rest.toFixed(2)}% for the ${open} categories still possible; none of them can be more probable than the ${which} category (${cap}%), so together they hold at most ${+(open * cap).toFixed(2)}%.`);
+    }
   }
 
   form.addEventListener("change", sync);

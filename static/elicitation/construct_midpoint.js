@@ -62,6 +62,12 @@
 
   async function submit() {
     if (!ready()) return;
+    // The server's rule too (payloads.parse_construct_midpoint): the start step is no answer.
+    if (visits.length < 2 && !view.allow_no_steps) {
+      HMixTrial.showError("Take at least one step through the series before submitting.");
+      return;
+    }
+    HMixTrial.showError("");
     submitting = true;
     render();
     await HMixTrial.submit({ final_step: step, visits: visits.slice() }, submitButton);

@@ -30,9 +30,11 @@
     const track = el.querySelector(".hslider-track");
     const thumb = el.querySelector(".hslider-thumb");
     const readout = document.getElementById(el.dataset.name + "-readout");
-    const slider = { el: el, value: null };
+    // setBy: how the value was last set ("pointer" or "keyboard"), sent with the answer.
+    const slider = { el: el, value: null, setBy: null };
 
-    function set(raw) {
+    function set(raw, how = "pointer") {
+      slider.setBy = how;
       const value = Math.min(MAX, Math.max(MIN, Math.round(raw)));
       slider.value = value;
       el.classList.add("is-set");
@@ -80,7 +82,7 @@
         const joined = typed + event.key;
         typed = now - typedAt < TYPING_PAUSE_MS && Number(joined) <= MAX ? joined : event.key;
         typedAt = now;
-        set(Number(typed));
+        set(Number(typed), "keyboard");
         return;
       }
       const ends = { Home: MIN, End: MAX };
@@ -91,8 +93,8 @@
       if (!(event.key in ends) && !(event.key in moves)) return;
       event.preventDefault(); // no page scrolling while adjusting the slider
       typed = "";
-      if (event.key in ends) set(ends[event.key]);
-      else if (slider.value !== null) set(slider.value + moves[event.key]);
+      if (event.key in ends) set(ends[event.key], "keyboard");
+      else if (slider.value !== null) set(slider.value + moves[event.key], "keyboard");
       else askHowToStart(slider);
     });
     return slider;
@@ -147,6 +149,7 @@
         confidence: confidence.value,
         moved_mixing: true,
         moved_confidence: true,
+        set_by: { mixing: mixing.setBy, confidence: confidence.setBy },
       },
       button,
     );

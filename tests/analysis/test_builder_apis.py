@@ -97,7 +97,7 @@ def test_create_a_draft_study_with_the_default_texts_of_its_interface(researcher
         5,
     )
     assert study.comprehension == texts["comprehension"]
-    assert study.completion_url == PROLIFIC_COMPLETION_URL
+    assert study.prolific_completion_url == PROLIFIC_COMPLETION_URL
 
 
 def test_the_study_list_is_still_a_get_on_the_same_url(researcher: Any) -> None:

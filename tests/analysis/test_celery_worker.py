@@ -94,13 +94,14 @@ ANSWERS: dict[str, tuple[dict[str, Any], dict[str, Fraction]]] = {
             **{c: Fraction(7, 80) for c in _others("Ship", "Truck")},
         },
     ),
-    # No possible class at zero: nothing is added, the stated mass is renormalised.
+    # S = 1 and no possible class at zero: nothing is added or taken. (Stated shares below
+    # 100 % with no class left open are refused by the live answer checks.)
     "F": (
         {
             "top_class": "Cat",
-            "p1": 60,
+            "p1": 75,
             "second_class": "Dog",
-            "p2": 20,
+            "p2": 25,
             "impossible": _others("Cat", "Dog"),
         },
         {"Cat": Fraction(3, 4), "Dog": Fraction(1, 4)},

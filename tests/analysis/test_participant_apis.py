@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from elicitation import services
 from elicitation.models import Participant, Study
-from tests.conftest import advance_to_trials, token_client
+from tests.conftest import advance_to_trials, answer_all_trials, categorical_answer, token_client
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +28,9 @@ def test_study_detail_gives_the_prolific_links(make_study: Callable[..., Study])
         "&SESSION_ID={{%SESSION_ID%}}"
     )
     assert links["completion_url"] == "https://app.prolific.com/submissions/complete?cc=CODE123"
+    assert links["prolific_completion_url"] == (
+        "https://app.prolific.com/submissions/complete?cc=CODE123"
+    )
 
 
 def test_returned_participant_frees_the_slot_at_once(make_study: Callable[..., Study]) -> None:
@@ -118,3 +121,21 @@ def test_owner_adds_a_collaborator_over_the_api(make_study: Callable[..., Study]
     assert unknown.json()["message"] == "username: No account named 'ghost'."
     assert by_collaborator.status_code == 403
     assert list(study.researchers.values_list("username", flat=True)) == ["colleague"]
+
+
+def test_participant_and_response_lists_carry_the_quality_flags(
+    make_study: Callable[..., Study],
+) -> None:
+    # given: one participant who answered every trial in 10 ms, the same way each time
+    study = make_study(n_stimuli=2, batch_size=2)
+    participant = answer_all_trials(study, "fast", lambda _t: categorical_answer(), rt_ms=10)
+    services.participant_debrief_submit(participant=participant, answers={})
+    client = token_client(study.owner)
+    # when
+    people = client.get(reverse("api:participant-list", kwargs={"slug": study.slug})).json()
+    answers = client.get(reverse("api:response-list", kwargs={"slug": study.slug})).json()
+    # then
+    assert [
+        (p["external_id"], p["fast_answers"], p["straight_lining"]) for p in people["results"]
+    ] == [("fast", 4, True)]
+    assert [r["too_fast"] for r in answers["results"]] == [True] * 4

@@ -13,7 +13,7 @@ from analysis.models import SoftLabel
 from analysis.quality import ParticipantQuality, QualityTrial
 from elicitation import services as elicitation_services
 from elicitation.legacy_services import legacy_import
-from elicitation.models import Participant, Study
+from elicitation.models import Participant, Response, Study
 from tests import legacy_fixtures as fx
 from tests.conftest import advance_to_trials, categorical_answer
 from tests.factories import UserFactory
@@ -317,8 +317,9 @@ def test_study_aggregate_takes_the_participants_to_leave_out(imported: Study) ->
 def test_exclusion_rules_run_on_live_categorical_studies(
     make_study: Callable[..., Study],
 ) -> None:
-    # given a live study whose participant gives the top class 0% on both trials (the live form
-    # refuses a chosen class ticked impossible, so the zero-probability rule is the one to fire)
+    # given a live study whose participant's stored answers give the top class 0% on both trials
+    # (the live answer checks refuse that, and a chosen class ticked impossible, so the rows are
+    # changed after recording: only the count rules can fire on such a study, and this one does)
     study = make_study(n_stimuli=2, batch_size=2, repeats=0)
     participant = advance_to_trials(
         elicitation_services.participant_start(
@@ -331,8 +332,9 @@ def test_exclusion_rules_run_on_live_categorical_studies(
             trial_id=trial.id,
             client_key=uuid.uuid4(),
             rt_ms=100,
-            answer=categorical_answer(p1=0, second_class=None, p2=None),
+            answer=categorical_answer(p1=60, second_class=None, p2=None),
         )
+    Response.objects.filter(participant=participant).update(p1_pct=0.0)
     # when
     (report,) = quality_selectors.study_quality_report(study=study)
     # then: mixed images have no true class, so only the count rules can exclude

@@ -208,7 +208,9 @@ def test_import_folder_then_create_a_mixup_study(tmp_path: Path, researcher: Any
     # round(0.25·Cat + 0.75·Dog) = (50, 0, 150)
     assert pixels[0, 0].tolist() == [50, 0, 150]
     assert s.key.startswith("mixed_0.25_Cat_")
-    assert study.completion_url == "https://app.prolific.com/submissions/complete?cc={code}"
+    assert (
+        study.prolific_completion_url == "https://app.prolific.com/submissions/complete?cc={code}"
+    )
 
 
 def test_import_cifar_batches(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def test_new_study_is_a_draft_with_the_default_texts_of_its_interface(
     assert study.instructions == texts["instructions"]
     assert study.comprehension == texts["comprehension"]
     assert study.debrief_questions == texts["debrief_questions"]
-    assert (study.completion_code, study.completion_url) == ("", PROLIFIC_COMPLETION_URL)
+    assert (study.completion_code, study.prolific_completion_url) == ("", PROLIFIC_COMPLETION_URL)
 
 
 def test_the_study_list_links_to_a_new_study_and_the_study_page_to_its_builder(
@@ -894,6 +894,55 @@ def test_texts_page_saves_consent_pages_questions_debrief_and_completion(researc
     ]
     assert study.debrief_questions == ["Anything unclear?", "How tired are you?"]
     assert (study.max_comprehension_failures, study.completion_code) == (3, "C0DE-42")
+
+
+def test_texts_page_saves_the_arrival_and_check_settings(researcher: Any) -> None:
+    # given
+    study = _draft(researcher, trial_type=Study.TrialType.CONSTRUCT_MIDPOINT)
+    form = _texts_form(
+        prolific_completion_url=PROLIFIC_COMPLETION_URL,
+        completion_url="https://lab.example.org/done?c={code}",
+        full_code="FULL-2",
+        excluded_code="EXCL-2",
+        expected_minutes="30",
+        lease_minutes="40",
+        min_response_ms="700",
+        allow_no_steps="on",
+    )
+    # when
+    res = _logged_in(researcher).post(_url("build-texts", study), form)
+    # then
+    study.refresh_from_db()
+    assert res.status_code == 302
+    assert (
+        study.prolific_completion_url,
+        study.completion_url,
+        study.full_code,
+        study.excluded_code,
+        study.expected_minutes,
+        study.lease_minutes,
+        study.min_response_ms,
+        study.allow_no_steps,
+    ) == (
+        PROLIFIC_COMPLETION_URL,
+        "https://lab.example.org/done?c={code}",
+        "FULL-2",
+        "EXCL-2",
+        30,
+        40,
+        700,
+        True,
+    )
+
+
+def test_the_no_step_setting_is_only_offered_for_interface_c(researcher: Any) -> None:
+    # given
+    study = _draft(researcher)
+    # when
+    page = _logged_in(researcher).get(_url("build-texts", study)).content.decode()
+    # then
+    assert 'name="full_code"' in page
+    assert 'name="allow_no_steps"' not in page
 
 
 def test_texts_page_shows_the_current_texts(researcher: Any) -> None:

@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from analysis import selectors as analysis_selectors
 from analysis import services as analysis_services
+from elicitation import services as elicitation_services
 from elicitation.models import Study
 from tests.conftest import answer_all_trials, categorical_answer
 from tests.factories import StudyFactory, UserFactory
@@ -88,6 +89,36 @@ def test_monitor_counts_participants_batches_and_times(make_study: Callable[...,
     assert monitor["batches"] == [
         {"number": 1, "target": 3, "completed": 0, "in_progress": 1, "percent": 0}
     ]
+    # 800 ms is under the default minimum of 1000 ms: flagged, kept
+    assert monitor["too_fast_responses"] == 4
+    assert monitor["straight_lining_participants"] == 0  # assessed at completion
+    assert monitor["flagged"] == [
+        {"participant": "done", "fast_answers": 4, "straight_lining": False}
+    ]
+
+
+def test_study_page_shows_the_arrival_settings_and_quality_flags(
+    make_study: Callable[..., Study],
+) -> None:
+    # given: a completed participant who gave the same answer throughout
+    study = make_study(n_stimuli=2, batch_size=2, full_code="FULL-1", excluded_code="EX-1")
+    participant = answer_all_trials(study, "same", lambda _t: categorical_answer(), rt_ms=5000)
+    elicitation_services.participant_debrief_submit(participant=participant, answers={})
+    # when
+    page = (
+        _logged_in(study.owner)
+        .get(reverse("dashboard:study", kwargs={"slug": study.slug}))
+        .content.decode()
+    )
+    # then
+    assert '<code id="link-full-code">FULL-1</code>' in page
+    assert '<code id="link-excluded-code">EX-1</code>' in page
+    assert (
+        '<dd id="session-length">expected 15 min; a place is freed 15 min after a '
+        "participant's last answer</dd>"
+    ) in page
+    assert '<strong id="m-straight">1</strong>' in page
+    assert "<li>same: 0 too fast, same answer throughout</li>" in page
 
 
 def test_pause_and_relaunch(make_study: Callable[..., Study]) -> None:
@@ -205,7 +236,9 @@ def _midpoint_answer(trial: Any) -> dict[str, Any]:
     if trial.stimulus.study.trial_type == Study.TrialType.SELECT_MIDPOINT:
         return {"chosen_position": 4}
     start = trial.display["start_step"]
-    return {"final_step": start, "visits": [{"step": start, "t_ms": 0}]}
+    # One step out and back: an answer needs at least one step (payloads.parse_construct_midpoint).
+    visits = [{"step": start, "t_ms": 0}, {"step": start + 1, "t_ms": 100}]
+    return {"final_step": start, "visits": [*visits, {"step": start, "t_ms": 200}]}
 
 
 @pytest.mark.parametrize(

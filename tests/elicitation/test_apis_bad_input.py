@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from elicitation import services
 from elicitation.models import ComprehensionAttempt, Participant, Response, Study, Trial
 from tests.conftest import advance_to_trials, categorical_answer
+from tests.factories import CLASSES
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +45,18 @@ def _submit(client: APIClient, participant: Participant, **overrides: Any) -> An
         (categorical_answer(second_class="Cat"), "must differ from the most probable class"),
         (categorical_answer(impossible=["Cat"]), "cannot also be impossible"),
         (categorical_answer(p1=70, p2=40), "more than 100%"),
+        (
+            categorical_answer(p1=0, second_class=None, p2=None),
+            "The most probable class needs a share above 0%.",
+        ),
+        (
+            categorical_answer(
+                p1=5,
+                p2=5,
+                impossible=[c for c in CLASSES if c not in ("Cat", "Dog")],
+            ),
+            "The shares add up to 10% and every other class is ruled impossible",
+        ),
         ({"top_class": "Cat"}, "top_class and p1 are required"),
         ("Cat 60", "answer must be an object"),
         (categorical_answer(extra=1), "Unexpected fields"),
@@ -325,3 +338,27 @@ def test_same_prolific_pid_resumes_its_session(
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["token"] == second.json()["token"]
     assert Participant.objects.count() == 1
+
+
+def test_start_on_a_full_study_is_refused_with_its_screen_out_code_and_nothing_is_stored(
+    api_client: APIClient, make_study: Callable[..., Study]
+) -> None:
+    # given: one place, taken
+    study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    services.study_update(study=study, full_code="FULL-3")
+    advance_to_trials(
+        services.participant_start(study=study, platform="prolific", external_id="HOLDER")[0]
+    )
+    # when
+    res = api_client.post(
+        reverse("participant-api:session-start"),
+        {"study": study.slug, "platform": "prolific", "external_id": "LATE"},
+        format="json",
+    )
+    # then
+    assert res.status_code == 409
+    assert res.json() == {
+        "message": "Sorry, all places in this study are taken.",
+        "extra": {"reason": "full", "screen_out_code": "FULL-3"},
+    }
+    assert list(Participant.objects.values_list("external_id", flat=True)) == ["HOLDER"]

@@ -285,6 +285,51 @@ def test_invalid_answers_are_refused_and_nothing_is_stored(
     assert Response.objects.exists() is False
 
 
+def test_shares_that_cannot_add_up_are_refused_by_the_page_and_by_the_server(
+    live_server: Any, make_image_study: Callable[..., Study], page: Page
+) -> None:
+    # given
+    study = make_image_study(n_pairs=2, batch_size=4)
+    participant = start_in_trials(study, "PID-MASS")
+    page.goto(session_url(live_server, participant))
+    wait_for_stimulus(page)
+    shown = _shown_classes(page)
+    error = page.locator("#trial-error")
+
+    # when: 5% + 5% with every other class ticked impossible
+    _fill_answer(page, Answer(shown[0], p1=5, second=shown[1], p2=5, impossible=tuple(shown[2:])))
+    page.get_by_role("button", name="Next").click()
+    # then
+    expect(error).to_have_text(
+        "The shares add up to 10% and every other category is ticked as impossible: "
+        "they must add up to 100%."
+    )
+    assert Response.objects.exists() is False
+
+    # when: the same answer reaches the server without the page's checks
+    page.evaluate(
+        "([top, second, rest]) => HMixTrial.submit("
+        "{top_class: top, p1: 5, second_class: second, p2: 5, impossible: rest},"
+        " document.getElementById('submit-trial'))",
+        [shown[0], shown[1], shown[2:]],
+    )
+    # then
+    expect(error).to_have_text(
+        "impossible: The shares add up to 10% and every other class is ruled impossible: "
+        "with no class left open they must add up to 100%."
+    )
+    assert Response.objects.exists() is False
+
+    # when: a top class at 0%
+    page.reload()
+    wait_for_stimulus(page)
+    _fill_answer(page, Answer(top=shown[0], p1=0, second=None, p2=None, impossible=()))
+    page.get_by_role("button", name="Next").click()
+    # then
+    expect(error).to_have_text("The most probable category needs a share above 0%.")
+    assert Response.objects.exists() is False
+
+
 def test_declining_consent_ends_the_session_without_trials(
     live_server: Any, make_image_study: Callable[..., Study], page: Page
 ) -> None:
@@ -322,6 +367,7 @@ def test_returning_prolific_worker_resumes_the_same_session_at_the_same_trial(
     # given: a worker who answered one trial in one browser
     study = make_image_study(n_pairs=2, batch_size=4)
     page.goto(entry_url(live_server, study, "PID-BACK"))
+    consent_by_mouse(page)
     participant = advance_to_trials(Participant.objects.get(study=study))
     page.reload()
     wait_for_stimulus(page)

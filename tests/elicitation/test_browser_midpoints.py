@@ -66,7 +66,7 @@ def make_series_study(researcher: Any) -> Callable[..., Study]:
             participants_per_batch=3,
             repeats=repeats,
             completion_code="CODE123",
-            completion_url="https://app.prolific.com/submissions/complete?cc={code}",
+            prolific_completion_url="https://app.prolific.com/submissions/complete?cc={code}",
             **study_texts(trial_type),
         )
         image_set = ImageSet.objects.filter(name="series-shapes").first()
@@ -129,7 +129,7 @@ def _finish(page: Page, *, keyboard: bool) -> dict[str, int]:
 
 def _walk_targets(trial_number: int) -> list[int]:
     """Where trial `trial_number` walks to, in order: the first visits both ends."""
-    return [[LAST_STEP, 0, 5], [3], []][trial_number % 3]
+    return [[LAST_STEP, 0, 5], [3], [2, 1]][trial_number % 3]
 
 
 def _construct_walk(page: Page, trial: Trial, *, keyboard: bool) -> list[int]:
@@ -143,6 +143,16 @@ def _construct_walk(page: Page, trial: Trial, *, keyboard: bool) -> list[int]:
     expect(page.locator("#submit-trial")).to_be_enabled()  # the clock runs: moves count now
     assert page.evaluate("() => HMixTrial.config.view.step_urls") == urls
     shown = [step]
+    if trial.position % 3 == 2:
+        # The start step alone is no answer: the page says so and nothing is stored.
+        if keyboard:
+            page.keyboard.press("Enter")
+        else:
+            page.get_by_role("button", name="Continue").click()
+        expect(page.locator("#trial-error")).to_have_text(
+            "Take at least one step through the series before submitting."
+        )
+        assert Response.objects.filter(trial=trial).exists() is False
     for target in _walk_targets(trial.position):
         while step != target:
             delta = 1 if target > step else -1
@@ -241,6 +251,8 @@ def test_construct_midpoint_counterbalances_the_start_step_within_a_batch(
 ) -> None:
     # given: two participants in the one batch
     study = make_series_study(trial_type=Study.TrialType.CONSTRUCT_MIDPOINT, batch_size=2)
+    # Each answers at the start step, which this study allows.
+    services.study_update(study=study, allow_no_steps=True)
     participants = []
     for pid in ("PID-FIRST", "PID-SECOND"):
         participants.append(start_in_trials(study, pid))

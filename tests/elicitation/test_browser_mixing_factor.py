@@ -27,7 +27,9 @@ from tests.browser import (
     entry_url,
     expect_progress,
     input_count,
+    pick_radio_by_keys,
     session_url,
+    shown_position,
     tab_to,
     wait_for_stimulus,
 )
@@ -158,7 +160,7 @@ def _press_all(page: Page, keys: list[str]) -> None:
         page.keyboard.press(key)
 
 
-def _assert_stored(participant: Participant, entered: dict[int, Entered]) -> None:
+def _assert_stored(participant: Participant, entered: dict[int, Entered], set_by: str) -> None:
     participant.refresh_from_db()
     trials = list(Trial.objects.filter(participant=participant).select_related("stimulus"))
     responses = {r.trial_id: r for r in Response.objects.filter(participant=participant)}
@@ -172,6 +174,7 @@ def _assert_stored(participant: Participant, entered: dict[int, Entered]) -> Non
             "confidence": shown.confidence,
             "moved_mixing": True,
             "moved_confidence": True,
+            "set_by": {"mixing": set_by, "confidence": set_by},
         }
         assert response.value == {
             "mixing_raw": shown.mixing,
@@ -180,6 +183,7 @@ def _assert_stored(participant: Participant, entered: dict[int, Entered]) -> Non
             "confidence": shown.confidence / 100,
             "moved_mixing": True,
             "moved_confidence": True,
+            "set_by": {"mixing": set_by, "confidence": set_by},
         }
         assert response.rt_ms > 0
         assert response.display == trial.display == {"class1": shown.class1, "class2": shown.class2}
@@ -262,7 +266,7 @@ def test_mouse_only_journey_stores_what_was_clicked(
     assert input_count(page, "keydown") == 0
     assert input_count(page, "pointerdown") > 0
     assert total == len(MOUSE_PLAN)
-    _assert_stored(participant, entered)
+    _assert_stored(participant, entered, "pointer")
     # The clamped ends are exact, whatever the rounding elsewhere.
     assert [e.mixing for e in entered.values()].count(0) == 1
     assert [e.confidence for e in entered.values()].count(100) == 1
@@ -299,10 +303,9 @@ def test_keyboard_only_journey_stores_what_was_keyed(
     page.keyboard.press("Space")
     # when: the check; arrow keys move within a radio group
     expect(page.locator("#comprehension-form")).to_be_visible()
-    tab_to(page, 'input[name="q0"]')
-    page.keyboard.press("ArrowDown")
-    tab_to(page, 'input[name="q1"]')
-    page.keyboard.press("Space")
+    for i, question in enumerate(mixing_study.comprehension):
+        tab_to(page, f'input[name="q{i}"]')
+        pick_radio_by_keys(page, shown_position(page, f"q{i}", question["answer"]))
     expect(page.get_by_label("How much of each category is in the blend")).to_be_checked()
     expect(page.get_by_label("Fully left")).to_be_checked()
     tab_to(page, "#comprehension-submit")
@@ -340,7 +343,7 @@ def test_keyboard_only_journey_stores_what_was_keyed(
     assert input_count(page, "pointerdown") == 0
     assert input_count(page, "keydown") > 0
     assert total == len(KEYBOARD_PLAN)
-    _assert_stored(participant, entered)
+    _assert_stored(participant, entered, "keyboard")
     assert participant.debrief == {
         "Anything you would like to tell us about the task? (optional)": "Keyboard only."
     }

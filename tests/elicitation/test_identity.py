@@ -4,6 +4,7 @@ session started with, and a replayed idempotency key must carry the same body.""
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -23,12 +24,18 @@ def _arrive(client: Client, study: Study, **params: str) -> Any:
     return client.get(reverse("elicitation:entry", kwargs={"slug": study.slug}), params)
 
 
+def _consent(client: Client, study: Study, **params: str) -> Any:
+    """The consent form posted from the study link: what starts a session."""
+    url = f"{reverse('elicitation:entry', kwargs={'slug': study.slug})}?{urlencode(params)}"
+    return client.post(url, {"adult": "on", "understood": "on", "agree": "on"})
+
+
 def test_returning_prolific_worker_with_the_same_ids_resumes_their_session(
     make_study: Callable[..., Study],
 ) -> None:
     # given
     study = make_study()
-    first = _arrive(Client(), study, **STARTED_WITH)
+    first = _consent(Client(), study, **STARTED_WITH)
     # when the same worker comes back in a fresh browser, from the same Prolific submission
     again = _arrive(Client(), study, **STARTED_WITH)
     # then
@@ -55,17 +62,20 @@ def test_a_prolific_id_alone_does_not_hand_out_the_session(
 ) -> None:
     # given a worker's session
     study = make_study()
-    _arrive(Client(), study, **STARTED_WITH)
+    _consent(Client(), study, **STARTED_WITH)
     participant = Participant.objects.get()
-    # when someone arrives with the PROLIFIC_PID but not the session's STUDY_ID and SESSION_ID
-    res = _arrive(Client(), study, **params)
-    # then a refusal page, without the session's token, and nothing new stored
-    assert res.status_code == 403
-    assert "Location" not in res
-    body = res.content.decode()
-    assert "This Prolific ID already has a session in this study" in body
-    assert str(participant.token) not in body
+    # when someone arrives with the PROLIFIC_PID but not the session's STUDY_ID and SESSION_ID,
+    # following the link or posting its consent form
+    for res in (_arrive(Client(), study, **params), _consent(Client(), study, **params)):
+        # then a refusal page, without the session's token, and nothing new stored
+        assert res.status_code == 403
+        assert "Location" not in res
+        body = res.content.decode()
+        assert "This Prolific ID already has a session in this study" in body
+        assert str(participant.token) not in body
     assert list(Participant.objects.values_list("id", flat=True)) == [participant.id]
+    participant.refresh_from_db()
+    assert participant.stage == Participant.Stage.INSTRUCTIONS
 
 
 def test_the_session_api_checks_the_prolific_session_id_too(

@@ -75,8 +75,11 @@ def test_full_journey_over_the_api_stores_every_answer_once(
     assert done.json()["stage"] == "completed"
     assert done.json()["completion"] == {
         "code": "CODE123",
+        "method": "redirect",
         "url": "https://app.prolific.com/submissions/complete?cc=CODE123",
+        "fields": {},
     }
+    assert done.json()["screen_out"] is None
     participant = Participant.objects.get(token=token)
     assert Response.objects.filter(participant=participant).count() == 4
     assert ComprehensionAttempt.objects.filter(participant=participant).count() == 2

@@ -49,12 +49,26 @@ def test_construct_walk_to_both_ends_and_back_is_parsed() -> None:
     }
 
 
-def test_construct_submit_without_moving_is_parsed() -> None:
+def test_construct_submit_without_moving_is_refused_unless_the_study_allows_it() -> None:
     # given
     answer = {"final_step": 9, "visits": _visits((9, 0))}
 
     # when
-    value = parse_construct_midpoint(answer, C_DISPLAY)
+    with pytest.raises(ValidationError) as exc_info:
+        parse_construct_midpoint(answer, C_DISPLAY)
+
+    # then
+    assert exc_info.value.message_dict == {
+        "visits": ["Take at least one step through the series before submitting."]
+    }
+
+
+def test_construct_submit_without_moving_is_parsed_when_the_study_allows_it() -> None:
+    # given
+    answer = {"final_step": 9, "visits": _visits((9, 0))}
+
+    # when
+    value = parse_construct_midpoint(answer, C_DISPLAY, allow_no_steps=True)
 
     # then
     assert value == {

@@ -175,3 +175,50 @@ def test_answer_without_both_sliders_set_is_refused(overrides: dict[str, Any]) -
     # then
     assert exc_info.value.messages == ["Set both sliders before submitting."]
     assert hasattr(exc_info.value, "error_dict") is False
+
+
+@pytest.mark.parametrize(
+    "set_by",
+    [
+        {"mixing": None, "confidence": "pointer"},
+        {"mixing": "keyboard", "confidence": None},
+    ],
+)
+def test_a_slider_the_payload_reports_as_never_set_is_refused(set_by: dict[str, Any]) -> None:
+    # when: the moved flags say set, but the input record shows one slider was never touched
+    with pytest.raises(ValidationError) as exc_info:
+        parse_mixing_factor(_answer(set_by=set_by))
+    # then
+    assert exc_info.value.messages == ["Set both sliders before submitting."]
+
+
+def test_how_each_slider_was_set_is_stored() -> None:
+    # when
+    value = parse_mixing_factor(_answer(set_by={"mixing": "keyboard", "confidence": "pointer"}))
+    # then
+    assert value["set_by"] == {"mixing": "keyboard", "confidence": "pointer"}
+
+
+NOT_AN_OBJECT = "set_by must be an object with the keys 'mixing' and 'confidence'."
+
+
+@pytest.mark.parametrize(
+    ("set_by", "message"),
+    [
+        ("keyboard", "set_by must be an object with the keys 'mixing' and 'confidence'."),
+        (
+            {"mixing": "pointer"},
+            "set_by must be an object with the keys 'mixing' and 'confidence'.",
+        ),
+        (
+            {"mixing": "voice", "confidence": "pointer"},
+            "set_by.mixing must be one of ['pointer', 'keyboard'] or null.",
+        ),
+    ],
+)
+def test_a_malformed_set_by_is_refused(set_by: Any, message: str) -> None:
+    # when
+    with pytest.raises(ValidationError) as exc_info:
+        parse_mixing_factor(_answer(set_by=set_by))
+    # then
+    assert exc_info.value.message_dict == {"set_by": [message]}

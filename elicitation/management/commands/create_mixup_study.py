@@ -36,6 +36,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--completion-url",
             default="https://app.prolific.com/submissions/complete?cc={code}",
+            help="Prolific's completion URL ({code}: the completion code).",
         )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--live", action="store_true")
@@ -56,7 +57,9 @@ class Command(BaseCommand):
             participants_per_batch=options["participants_per_batch"],
             repeats=options["repeats"],
             completion_code=options["completion_code"],
-            completion_url=options["completion_url"] if options["completion_code"] else "",
+            prolific_completion_url=(
+                options["completion_url"] if options["completion_code"] else ""
+            ),
             **categorical_study_texts(),
         )
         try:

@@ -22,7 +22,8 @@ ANSWERS = [
     categorical_answer(top_class="Dog", p1=100, second_class=None, p2=None, impossible=[]),
     categorical_answer(top_class="Ship", p1=92.3, second_class="Truck", p2=7.7, impossible=[]),
     categorical_answer(top_class="Cat", p1=30, second_class="Dog", p2=10, impossible=["Bird"]),
-    categorical_answer(top_class="Frog", p1=0, second_class=None, p2=None, impossible=["Cat"]),
+    # Stored with a top class at 0 % below (the live answer checks refuse one).
+    categorical_answer(top_class="Frog", p1=40, second_class=None, p2=None, impossible=["Cat"]),
 ]
 
 
@@ -30,6 +31,7 @@ def _study(make_study: Callable[..., Study], *, legacy_rows: bool) -> Study:
     study = make_study(n_stimuli=3, batch_size=3, repeats=1, participants_per_batch=4)
     for n in range(4):
         answer_all_trials(study, f"p{n}", lambda t, n=n: ANSWERS[(n + t.position) % len(ANSWERS)])
+    Response.objects.filter(study=study, p1_pct=40.0).update(p1_pct=0.0)
     ids = list(Response.objects.filter(study=study).order_by("id").values_list("id", flat=True))
     # Awkward rows the database allows: no second class and no p2; a p2 without a second class;
     # the top and second class both ticked impossible (legacy Q2: negative k).

@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from elicitation import services
 from elicitation.models import Batch, Participant, Response, Study, Trial
-from tests.conftest import answer_remaining_trials, categorical_answer, start_in_trials
+from hmix_site.common.exceptions import ApplicationError
+from tests.conftest import (
+    advance_to_trials,
+    answer_remaining_trials,
+    categorical_answer,
+    start_in_trials,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,16 +33,53 @@ def test_batches_fill_evenly_in_turn(make_study: Callable[..., Study]) -> None:
     assert sorted(batches[3:]) == [1, 2, 3]
 
 
-def test_arrival_after_every_slot_is_taken_gets_no_batch(make_study: Callable[..., Study]) -> None:
+def test_arrival_after_every_slot_is_taken_is_refused_before_anything_is_stored(
+    make_study: Callable[..., Study],
+) -> None:
     # given
     study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    study.full_code = "FULL42"
+    study.save(update_fields=["full_code"])
     start_in_trials(study, "first")
     # when
-    late = start_in_trials(study, "late")
+    with pytest.raises(ApplicationError) as exc_info:
+        services.participant_start(study=study, platform="prolific", external_id="late")
+    # then
+    assert exc_info.value.status == 409
+    assert exc_info.value.message == "Sorry, all places in this study are taken."
+    assert exc_info.value.extra == {"reason": "full", "screen_out_code": "FULL42"}
+    assert Participant.objects.filter(external_id="late").exists() is False
+
+
+def test_a_place_taken_while_reading_the_instructions_ends_the_session_as_full(
+    make_study: Callable[..., Study],
+) -> None:
+    # given two people consent while one place is free
+    study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    slow, _ = services.participant_start(study=study, platform="prolific", external_id="slow")
+    start_in_trials(study, "fast")
+    # when the slower one finishes the check
+    late = advance_to_trials(slow)
     # then
     assert late.stage == Stage.FULL
     assert late.batch is None
     assert Trial.objects.filter(participant=late).exists() is False
+
+
+def test_an_expired_slot_is_reclaimed_when_a_batch_is_claimed_without_the_periodic_task(
+    make_study: Callable[..., Study],
+) -> None:
+    # given one slot, held by someone who walked away, and no beat to reclaim it
+    study = make_study(n_stimuli=2, batch_size=2, participants_per_batch=1)
+    gone = start_in_trials(study, "gone")
+    Participant.objects.filter(id=gone.id).update(lease_expires_at=timezone.now() - timedelta(1))
+    # when a newcomer arrives (the arrival check counts the stale slot as free)
+    newcomer = start_in_trials(study, "new")
+    # then the claim freed it first
+    gone.refresh_from_db()
+    assert gone.stage == Stage.EXPIRED
+    assert newcomer.stage == Stage.TRIALS
+    assert newcomer.batch_id == gone.batch_id
 
 
 def test_expired_lease_frees_the_slot_for_the_next_arrival(

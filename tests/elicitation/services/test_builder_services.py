@@ -32,7 +32,7 @@ def test_a_draft_starts_without_classes_and_with_the_default_texts(researcher: A
     )
     # then
     assert (study.status, study.classes) == (Study.Status.DRAFT, [])
-    assert study.completion_url == builder_services.PROLIFIC_COMPLETION_URL
+    assert study.prolific_completion_url == builder_services.PROLIFIC_COMPLETION_URL
 
 
 def test_a_draft_without_classes_takes_those_of_its_first_image_set(researcher: Any) -> None:
