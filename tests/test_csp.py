@@ -164,7 +164,9 @@ def test_the_completion_page_redirects_from_its_static_script(
     live_server: Any, page: Page, make_study: Callable[..., Study], csp_violations: list[str]
 ) -> None:
     # given: a participant who has answered everything and finished the debrief
-    study = make_study(n_stimuli=2, batch_size=2, completion_url="https://platform.test/done")
+    study = make_study(
+        n_stimuli=2, batch_size=2, prolific_completion_url="https://platform.test/done"
+    )
     participant = answer_all_trials(study, "PID-DONE", lambda _: categorical_answer())
     page.route(
         "https://platform.test/**",
@@ -177,3 +179,14 @@ def test_the_completion_page_redirects_from_its_static_script(
     # then: it sent the participant on, with no violation
     page.wait_for_url("https://platform.test/done*", timeout=10_000)
     assert csp_violations == []
+
+
+def test_participant_pages_may_post_to_the_mturk_hosts_the_exits_accept() -> None:
+    # The CSP's form-action for participant pages is written out in the settings (settings
+    # cannot import the app); it must name exactly the hosts a HIT may be submitted to.
+    from django.conf import settings
+
+    from elicitation.exits import MTURK_SUBMIT_HOSTS
+
+    allowed = settings.HMIX_CSP_PATH_OVERRIDES["/p/"]["form-action"]
+    assert allowed == ["'self'", *MTURK_SUBMIT_HOSTS]

@@ -20,11 +20,30 @@ pytestmark = pytest.mark.django_db
 
 
 def _arrive_by_link(client: Client, study: Study, pid: str, ip: str = "127.0.0.1") -> Any:
-    return client.get(
-        reverse("elicitation:entry", kwargs={"slug": study.slug}),
-        {"PROLIFIC_PID": pid, "STUDY_ID": "S", "SESSION_ID": pid},
+    # The consent form's POST is what starts a session (a GET of the link writes nothing).
+    entry = reverse("elicitation:entry", kwargs={"slug": study.slug})
+    return client.post(
+        f"{entry}?PROLIFIC_PID={pid}&STUDY_ID=S&SESSION_ID={pid}",
+        {"adult": "on", "understood": "on", "agree": "on"},
         REMOTE_ADDR=ip,
     )
+
+
+def test_following_the_link_costs_no_arrival(
+    make_study: Callable[..., Study], settings: Any
+) -> None:
+    # given: one arrival an hour per address
+    settings.HMIX_ARRIVAL_RATE_PER_IP = "1/h"
+    study = make_study(n_stimuli=4, batch_size=2, participants_per_batch=30)
+    client = Client()
+    entry = reverse("elicitation:entry", kwargs={"slug": study.slug})
+    # when: a link-preview bot opens the link three times, then a worker consents
+    previews = [client.get(f"{entry}?PROLIFIC_PID=P1&STUDY_ID=S&SESSION_ID=P1") for _ in range(3)]
+    consented = _arrive_by_link(client, study, "P1")
+    # then: the previews were shown the consent form and did not use up the address's arrival
+    assert [r.status_code for r in previews] == [200, 200, 200]
+    assert consented.status_code == 302
+    assert list(Participant.objects.values_list("external_id", flat=True)) == ["P1"]
 
 
 def _arrive_by_api(client: APIClient, study: Study, pid: str, ip: str = "127.0.0.1") -> Any:

@@ -190,7 +190,14 @@ CONTENT_SECURITY_POLICY = {
 # may be inline there, scripts still may not (the Swagger UI loads its setup from a URL). They
 # show JSON and the schema, never researcher-written HTML. The Django admin (5.2) needs nothing:
 # its scripts are files and take their data from data- attributes (tests/test_csp.py).
-HMIX_CSP_PATH_OVERRIDES = {"/api/": {"style-src": ["'self'", "'unsafe-inline'"]}}
+# A participant's pages may also post to MTurk: a finished HIT is handed back by a form posted
+# to MTurk's externalSubmit (the hosts of elicitation/exits.py's MTURK_SUBMIT_HOSTS, and only
+# those). Everything else there still posts to this site only.
+_MTURK_SUBMIT_HOSTS = ["https://www.mturk.com", "https://workersandbox.mturk.com"]
+HMIX_CSP_PATH_OVERRIDES = {
+    "/api/": {"style-src": ["'self'", "'unsafe-inline'"]},
+    "/p/": {"form-action": ["'self'", *_MTURK_SUBMIT_HOSTS]},
+}
 
 # --- Abuse limits (docs/deployment.md#rate-limits) ---
 # Request counters live in the default cache (login failures: in the database, django-axes).
