@@ -260,20 +260,30 @@ def participant_start(
 def _participant_returning(
     *, participant: Participant, platform_study_id: str, platform_session_id: str
 ) -> Participant:
-    """The session of a Prolific worker who comes back, only if they come back from the same
-    Prolific study and submission (STUDY_ID and SESSION_ID as stored when it started).
+    """The session of a crowdworker who comes back, only if they come back from the same
+    submission: Prolific's STUDY_ID and SESSION_ID, or MTurk's hitId and assignmentId, as stored
+    when the session started.
 
-    A PROLIFIC_PID is no secret (it is in every export and in the worker's other study links),
-    so on its own it must not hand out the session's token. Refused with 403 and nothing about
-    the session in the message.
+    A PROLIFIC_PID or an MTurk workerId is no secret (it is in every raw export and in the
+    worker's other study links), so on its own it must not hand out the session's token.
+    Refused with 403 and nothing about the session in the message.
     """
-    if participant.platform != Participant.Platform.PROLIFIC:
+    names = {
+        Participant.Platform.PROLIFIC: (
+            "Prolific ID",
+            "Prolific study or submission",
+            "Prolific submission",
+        ),
+        Participant.Platform.MTURK: ("MTurk worker ID", "HIT or assignment", "MTurk assignment"),
+    }
+    if participant.platform not in names:
         return participant
     stored = (participant.platform_study_id, participant.platform_session_id)
     if stored != (platform_study_id, platform_session_id):
+        who, where, own = names[Participant.Platform(participant.platform)]
         raise ApplicationError(
-            "This Prolific ID already has a session in this study, started from another "
-            "Prolific study or submission. Open the study from your own Prolific submission.",
+            f"This {who} already has a session in this study, started from another {where}. "
+            f"Open the study from your own {own}.",
             status=403,
         )
     return participant

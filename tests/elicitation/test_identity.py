@@ -111,6 +111,42 @@ def test_the_session_api_checks_the_prolific_session_id_too(
     assert Participant.objects.count() == 1
 
 
+MTURK_STARTED_WITH = {
+    "workerId": "A1WORKER",
+    "hitId": "HIT-1",
+    "assignmentId": "ASSIGN-1",
+    "turkSubmitTo": "https://workersandbox.mturk.com",
+}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"workerId": "A1WORKER"},
+        {"workerId": "A1WORKER", "hitId": "HIT-1"},
+        {"workerId": "A1WORKER", "hitId": "HIT-1", "assignmentId": "ASSIGN-2"},
+    ],
+)
+def test_an_mturk_worker_id_alone_does_not_hand_out_the_session(
+    make_study: Callable[..., Study], params: dict[str, str]
+) -> None:
+    # given an MTurk worker's session, and the same worker back from the same assignment
+    study = make_study()
+    _consent(Client(), study, **MTURK_STARTED_WITH)
+    participant = Participant.objects.get()
+    same = _arrive(Client(), study, **MTURK_STARTED_WITH)
+    # when someone arrives with the workerId but not the session's hitId and assignmentId
+    for res in (_arrive(Client(), study, **params), _consent(Client(), study, **params)):
+        # then a refusal without the session's token, and nothing new stored
+        assert res.status_code == 403
+        body = res.content.decode()
+        assert "This MTurk worker ID already has a session in this study" in body
+        assert str(participant.token) not in body
+    assert same.status_code == 302
+    assert same["Location"] == f"/p/{participant.token}/"
+    assert list(Participant.objects.values_list("id", flat=True)) == [participant.id]
+
+
 def _post_answer(client: APIClient, participant: Participant, body: dict[str, Any]) -> Any:
     url = reverse("participant-api:session-responses", kwargs={"token": participant.token})
     return client.post(url, body, format="json")
