@@ -108,6 +108,12 @@ class ResearcherScopedAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(ResearcherScopedAdmin):
+    """Rows written by participants or by the services (sessions, answers, logs): shown, never
+    edited or deleted here, not even by a superuser. Removing a participant's data is a
+    withdrawal (elicitation/privacy_services.participant_withdraw: dashboard, API or the
+    withdraw_participant command), which logs it and recomputes what depended on it; a delete
+    in the admin would do neither."""
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -115,7 +121,7 @@ class ReadOnlyAdmin(ResearcherScopedAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_superuser)
+        return False
 
 
 class StructureAdmin(ReadOnlyAdmin):

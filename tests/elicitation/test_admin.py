@@ -283,3 +283,36 @@ def test_jobs_are_scoped_in_the_admin(make_study: Callable[..., Study]) -> None:
     # then
     assert {j.pk for j in res.context["cl"].queryset} == {b_job.pk}
     assert opened.status_code == 302
+
+
+@pytest.mark.parametrize("model", ["participant", "response", "trial"])
+def test_not_even_a_superuser_deletes_participant_data_around_the_withdrawal_service(
+    make_study: Callable[..., Study], model: str
+) -> None:
+    # given a participant with stored answers, and a superuser in the admin
+    study = make_study(n_stimuli=2, batch_size=2)
+    participant = answer_all_trials(study, "PID-ADMIN", lambda _: categorical_answer())
+    target = {
+        "participant": participant,
+        "response": participant.responses.first(),
+        "trial": participant.trials.first(),
+    }[model]
+    assert target is not None
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client = _client(root)
+    n_responses = participant.responses.count()
+    # when the superuser opens the row and tries to delete it, one by one and in bulk
+    opened = client.get(reverse(f"admin:elicitation_{model}_change", args=[target.pk]))
+    deleted = client.post(
+        reverse(f"admin:elicitation_{model}_delete", args=[target.pk]), {"post": "yes"}
+    )
+    bulk = client.post(
+        reverse(f"admin:elicitation_{model}_changelist"),
+        {"action": "delete_selected", "_selected_action": [target.pk], "post": "yes"},
+    )
+    # then the row is shown but stays: removing data is a withdrawal, which logs and recomputes
+    assert opened.status_code == 200
+    assert deleted.status_code == 403
+    assert bulk.status_code in (200, 302)
+    assert type(target).objects.filter(pk=target.pk).exists()
+    assert participant.responses.count() == n_responses
