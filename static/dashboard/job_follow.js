@@ -10,7 +10,7 @@
   const config = JSON.parse(configEl.textContent);
   const el = (id) => document.getElementById(id);
   const POLL_MS = 1000;
-  const FINISHED = ["done", "failed"];
+  const FINISHED = ["done", "failed", "cancelled"];
 
   function render(job) {
     const percent = Math.round(100 * job.progress);
