@@ -149,7 +149,7 @@ class NetworkTrainApi(APIView):
         return _accepted(job)
 
 
-class NewStudySerializer(StrictSerializer):
+class NewStudySerializer(serializers.Serializer):
     slug = serializers.SlugField(max_length=80)
     title = serializers.CharField(max_length=200)
     trial_type = serializers.ChoiceField(

@@ -22,7 +22,9 @@
     el("job-message").textContent = job.message;
     el("job-error").textContent = job.error;
     el("job-error").hidden = job.status !== "failed";
-    el("job-retry").hidden = job.status !== "failed";
+    el("job-retry").hidden = !["failed", "cancelled"].includes(job.status);
+    // IRI jobs' pages have a cancel button, pointless once the job has ended.
+    if (el("job-cancel")) el("job-cancel").hidden = FINISHED.includes(job.status);
     el("job-done").hidden = job.status !== "done";
   }
 
