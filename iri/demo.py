@@ -184,7 +184,6 @@ def pixel_choice_alignment(iris: np.ndarray, targets: np.ndarray, starts: np.nda
 def pixel_cluster_accuracy(iris: np.ndarray, true_index: np.ndarray, columns: np.ndarray) -> float:
     """Clustering (interface F) by the same participant: each IRI goes to the column image
     nearest in pixel ℓ2 distance; the share put under its own target (chance: 1 / columns)."""
-    distances = np.linalg.norm(
-        iris.astype(float)[:, None] - columns.astype(float)[None], axis=(2, 3, 4)
-    )
+    diff = iris.astype(float)[:, None] - columns.astype(float)[None]
+    distances = np.sqrt((diff**2).sum(axis=(2, 3, 4)))
     return float(np.mean(distances.argmin(axis=1) == true_index))

@@ -245,3 +245,17 @@ def test_the_builder_iri_page_is_for_iri_studies_only(client, researcher, make_s
     response = client.get(reverse("dashboard:build-iris", kwargs={"slug": study.slug}))
 
     assert response.status_code == 404
+
+
+def test_a_new_study_of_another_interface_is_refused_and_not_created(
+    researcher, shapes, make_network
+):
+    make_network(name="tiny")
+    body = _body(new_study={"slug": "api-iris", "title": "T", "trial_type": "categorical"})
+
+    response = token_client(researcher).post(GENERATE, body, format="json")
+
+    assert response.status_code == 400
+    assert "IRIs go into 'iri_2afc' or 'iri_cluster' studies" in str(response.json())
+    assert Study.objects.filter(slug="api-iris").exists() is False
+    assert Job.objects.exists() is False
