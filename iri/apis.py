@@ -59,6 +59,7 @@ class NetworkOutputSerializer(serializers.Serializer):
 
 class NetworkListUploadApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    extra_error_statuses = (503,)  # no PyTorch on this server
 
     class InputSerializer(StrictSerializer):
         class Meta:
@@ -115,6 +116,7 @@ class NetworkListUploadApi(APIView):
 
 class NetworkTrainApi(APIView):
     parser_classes = [JSONParser]
+    extra_error_statuses = (503,)
 
     class InputSerializer(StrictSerializer):
         class Meta:
@@ -162,6 +164,8 @@ class NewStudySerializer(serializers.Serializer):
 
 class IriGenerateApi(APIView):
     parser_classes = [JSONParser]
+    # 404: no study of that slug; 503: no PyTorch on this server.
+    extra_error_statuses = (404, 503)
 
     class InputSerializer(StrictSerializer):
         class Meta:
