@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
+# PyTorch (the optional `iri` extra, CPU build) for `make test`: the tests generate IRIs for
+# real. `make demo` does not need it (it seeds the committed IRI set instead).
+IRI_STAMP := $(VENV)/.installed-iri
 
-.PHONY: demo test install services browser lint typecheck pytest docs screenshots bench clean
+.PHONY: demo test install install-iri services browser lint typecheck pytest docs screenshots bench clean iri-demo-set
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null || { echo "H-Mix needs Python 3.11 or newer (found: $(PYTHON)); set PYTHON=..."; exit 1; }
@@ -15,6 +18,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(IRI_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,iri]'
+	touch $(IRI_STAMP)
+
+install-iri: $(IRI_STAMP)
 
 # manage.py defaults to production settings; the demo and the checks name the local ones.
 LOCAL := DJANGO_SETTINGS_MODULE=hmix_site.settings.local
@@ -38,7 +47,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy .
 
-pytest: install services browser
+pytest: install-iri services browser
 	$(BIN)/python -m pytest -q --create-db
 
 # The documentation site (docs/, mkdocs.yml) into build/docs; --strict fails on a broken link,
@@ -52,7 +61,7 @@ screenshots: install services browser
 		-k "full_journey or mouse_only_journey or (journey and mouse) or builds_previews" \
 		tests/elicitation tests/dashboard
 
-test: install services browser docs
+test: install-iri services browser docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
@@ -61,6 +70,10 @@ test: install services browser docs
 
 bench: install services
 	$(BIN)/python bench/participant_loop.py
+
+# Regenerates the committed demo IRI set (iri/demo_set/, < 1 MB) from the demo shapes.
+iri-demo-set: install-iri
+	$(LOCAL) $(BIN)/python manage.py iri_demo_set
 
 clean:
 	rm -rf $(VENV) staticfiles media db.sqlite3* build/docs

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import builder_views, privacy_views, views
+from dashboard import builder_views, iri_views, privacy_views, views
 
 app_name = "dashboard"
 
@@ -34,6 +34,21 @@ urlpatterns += [
         "studies/<slug:slug>/build/jobs/<uuid:job_id>/",
         builder_views.study_build_job,
         name="build-job",
+    ),
+]
+
+# The builder's IRI page (E and F studies): model → IRIs → study.
+urlpatterns += [
+    path("studies/<slug:slug>/build/iris/", iri_views.study_iris, name="build-iris"),
+    path(
+        "studies/<slug:slug>/build/iris/jobs/<uuid:job_id>/",
+        iri_views.study_iri_job,
+        name="build-iri-job",
+    ),
+    path(
+        "studies/<slug:slug>/build/iris/jobs/<uuid:job_id>/cancel/",
+        iri_views.study_iri_job_cancel,
+        name="build-iri-job-cancel",
     ),
 ]
 

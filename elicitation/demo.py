@@ -85,7 +85,9 @@ MORE_DEMOS = (
 
 
 @transaction.atomic
-def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> DemoInfo:
+def demo_seed(
+    *, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8, iris: str | None = None
+) -> DemoInfo:
     """Seed the demo. Refused (ApplicationError, nothing written) unless the settings allow the
     demo login (HMIX_DEMO_LOGIN_ALLOWED: local and test settings only): its password is public."""
     if not settings.HMIX_DEMO_LOGIN_ALLOWED:
@@ -115,6 +117,11 @@ def demo_seed(*, per_class: int = 8, n_pairs: int = 8, batch_size: int = 8) -> D
         _seed_interface(slug, title, ttype, user_id=user.pk, image_set=image_set)
         for slug, title, ttype in MORE_DEMOS
     )
+    # Interfaces E and F: IRIs of the demo shapes (iri.demo_seed; `iris` picks generated at
+    # seed time or the committed set, by default generated when PyTorch is installed).
+    from iri.demo_seed import iri_demos_seed
+
+    others = (*others, *iri_demos_seed(user_id=user.pk, mode=iris))
     existing = Study.objects.filter(slug=DEMO_SLUG).first()
     if existing is not None:
         return DemoInfo(study=existing, created=False, others=others)

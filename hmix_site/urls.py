@@ -10,6 +10,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from analysis.urls import api_urlpatterns as researcher_api
 from dashboard import urls as dashboard_urls
 from elicitation.urls import api_urlpatterns as participant_api
+from iri.urls import api_urlpatterns as iri_api
 from jobs.urls import api_urlpatterns as jobs_api
 
 
@@ -41,6 +42,6 @@ urlpatterns = [
     # The split view serves its setup script from a URL: no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/participant/", include((participant_api, "participant-api"))),
-    path("api/", include((researcher_api + jobs_api, "api"))),
+    path("api/", include((researcher_api + jobs_api + iri_api, "api"))),
     path("", include("elicitation.urls")),
 ]

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import selectors
+from jobs import selectors, services
 from jobs.models import Job
 
 
@@ -17,6 +17,7 @@ class JobOutputSerializer(serializers.Serializer):
     progress = serializers.FloatField()
     message = serializers.CharField()
     error = serializers.CharField()
+    cancel_requested = serializers.BooleanField()
     study = serializers.CharField(source="study.slug", default=None)
     download_url = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
@@ -57,6 +58,22 @@ RESULT_MEDIA_TYPES = {
     "npy": "application/octet-stream",
     "zip": "application/zip",
 }
+
+
+class JobCancelApi(APIView):
+    @extend_schema(
+        request=None,
+        responses=JobOutputSerializer,
+        summary="Cancel a job",
+        description=(
+            "A pending job is cancelled at once. A running IRI generation or model training "
+            "stops at its next step and ends as `cancelled`, writing nothing; other running or "
+            "finished jobs answer 409."
+        ),
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        job = services.job_cancel(job=_job(request, job_id))
+        return Response(JobOutputSerializer(job).data)
 
 
 class JobDownloadApi(APIView):

@@ -11,6 +11,11 @@ def _job_upload_path(instance: "Job", filename: str) -> str:
     return f"jobs/{instance.public_id}/{filename}"
 
 
+# Kinds whose workers check Job.cancel_requested while they run (others can only be cancelled
+# before a worker claims them).
+CANCELLABLE_WHILE_RUNNING = ("iri_generate", "network_train")
+
+
 class Job(BaseModel):
     """A long-running researcher request (a large export, a legacy import, stimulus generation,
     an image-set upload) run by a worker.
@@ -24,12 +29,15 @@ class Job(BaseModel):
         LEGACY_IMPORT = "legacy_import", "Legacy import"
         GENERATE_STIMULI = "generate_stimuli", "Stimulus generation"
         IMAGE_UPLOAD = "image_upload", "Image-set upload"
+        IRI_GENERATE = "iri_generate", "IRI generation"
+        NETWORK_TRAIN = "network_train", "Model training"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(
@@ -47,6 +55,8 @@ class Job(BaseModel):
     upload = models.FileField(upload_to=_job_upload_path, blank=True)
     result = models.FileField(upload_to=_job_upload_path, blank=True)
     error = models.TextField(blank=True)
+    # Set by the owner; a worker running a cancellable kind checks it between steps and stops.
+    cancel_requested = models.BooleanField(default=False)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,7 +7,8 @@ from django.core.files.base import File
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.models import Job
+from hmix_site.common.exceptions import ApplicationError
+from jobs.models import CANCELLABLE_WHILE_RUNNING, Job
 
 
 @transaction.atomic
@@ -92,6 +93,8 @@ JOB_RUN_TASKS = {
     Job.Kind.LEGACY_IMPORT: "elicitation.tasks.legacy_import_job_run",
     Job.Kind.GENERATE_STIMULI: "elicitation.tasks.stimuli_generate_job_run",
     Job.Kind.IMAGE_UPLOAD: "elicitation.tasks.image_upload_job_run",
+    Job.Kind.IRI_GENERATE: "iri.tasks.iri_generate_job_run",
+    Job.Kind.NETWORK_TRAIN: "iri.tasks.network_train_job_run",
 }
 
 
@@ -127,3 +130,43 @@ def jobs_pending_reconcile(
     for job_id, kind in again:
         transaction.on_commit(partial(_job_run_enqueue, job_id, kind))
     return len(again), failed
+
+
+@transaction.atomic
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a job: a pending one at once (a worker that picks it up later finds it claimed by
+    nobody and does nothing); a running one of a cancellable kind by asking its worker, which
+    stops at its next step and ends it as cancelled, writing nothing. A finished job, or a
+    running one whose kind cannot stop half-way, is refused (409)."""
+    locked = Job.objects.select_for_update().get(id=job.id)
+    if locked.status == Job.Status.PENDING:
+        locked.status = Job.Status.CANCELLED
+        locked.message = "Cancelled before it started"
+        locked.cancel_requested = True
+        locked.finished_at = timezone.now()
+    elif locked.status == Job.Status.RUNNING and locked.kind in CANCELLABLE_WHILE_RUNNING:
+        locked.cancel_requested = True
+        locked.message = "Cancelling…"
+    else:
+        state = locked.get_status_display().lower()
+        if locked.status == Job.Status.RUNNING:
+            state = f"running and a {locked.get_kind_display().lower()} cannot stop half-way"
+        raise ApplicationError(f"This job cannot be cancelled: it is {state}.", status=409)
+    locked.save(
+        update_fields=["status", "message", "cancel_requested", "finished_at", "updated_at"]
+    )
+    return locked
+
+
+def job_cancel_requested(*, job: Job) -> bool:
+    return Job.objects.filter(id=job.id, cancel_requested=True).exists()
+
+
+@transaction.atomic
+def job_end_cancelled(*, job: Job) -> Job:
+    job.refresh_from_db()
+    job.status = Job.Status.CANCELLED
+    job.message = "Cancelled; nothing was written"
+    job.finished_at = timezone.now()
+    job.save()
+    return job

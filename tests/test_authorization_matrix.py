@@ -164,6 +164,16 @@ RULES: dict[str, Rule] = {
     "api/jobs/<uuid:job_id>/download/": Rule(
         {"GET": api(200, collaborator=404, other=404, staff=404)}
     ),
+    "api/jobs/<uuid:job_id>/cancel/": Rule(
+        {"POST": api(409, collaborator=404, other=404, staff=404)}
+    ),
+    # IRI generation (the iri app): one's own models, and a job that checks the study itself.
+    "api/models/": Rule(
+        {"GET": api(200, other=200, staff=200), "POST": api(415, other=415, staff=415)},
+        study_data=False,
+    ),
+    "api/models/train/": Rule({"POST": api(400, other=400, staff=400)}, study_data=False),
+    "api/iris/generate/": Rule({"POST": api(400, other=400, staff=400)}, study_data=False),
     # --- dashboard --------------------------------------------------------------------------
     "dashboard/": Rule({"GET": logged_in(200)}),
     "dashboard/tokens/": Rule({"GET": logged_in(200)}, study_data=False),
@@ -184,6 +194,12 @@ RULES: dict[str, Rule] = {
     "dashboard/studies/<slug:slug>/build/batches/": Rule({"GET": page(200)}),
     "dashboard/studies/<slug:slug>/build/texts/": Rule({"GET": page(200)}),
     "dashboard/studies/<slug:slug>/build/jobs/<uuid:job_id>/": Rule({"GET": page(404)}),
+    # The IRI page is for E and F studies only: the owner's (categorical) study answers 404.
+    "dashboard/studies/<slug:slug>/build/iris/": Rule({"GET": page(404)}),
+    "dashboard/studies/<slug:slug>/build/iris/jobs/<uuid:job_id>/": Rule({"GET": page(404)}),
+    "dashboard/studies/<slug:slug>/build/iris/jobs/<uuid:job_id>/cancel/": Rule(
+        {"POST": page(404)}
+    ),
     "dashboard/preview/<slug:slug>/": Rule({"GET": page(200)}),
     "dashboard/preview/<slug:slug>/restart/": Rule({"POST": page(302)}),
     "dashboard/preview/<slug:slug>/consent/": Rule({"POST": page(400)}),

@@ -43,7 +43,8 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     # In-process tasks, as in `make demo`.
     for name in ("CELERY_BROKER_URL", "HMIX_CELERY_EAGER"):
         env.pop(name, None)
-    for args in (("migrate", "--noinput", "-v0"), ("seed_demo",)):
+    # The committed IRI set: generating at seed time is tested in tests/iri/test_demo_seed.py.
+    for args in (("migrate", "--noinput", "-v0"), ("seed_demo", "--iris", "committed")):
         done = _manage(env, *args)
         assert done.returncode == 0, done.stderr
     return env
@@ -51,7 +52,13 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "slug",
-    ["demo-soft-labels", "demo-mixing-factor", "demo-construct-midpoint", "demo-select-midpoint"],
+    [
+        "demo-soft-labels",
+        "demo-mixing-factor",
+        "demo-construct-midpoint",
+        "demo-select-midpoint",
+        "demo-iri-2afc",
+    ],
 )
 def test_every_demo_interface_completes_on_sqlite(demo_env: dict[str, str], slug: str) -> None:
     # when: three simulated participants, two at a time, through the HTTP journey

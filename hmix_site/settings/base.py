@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "analysis",
     "dashboard",
     "jobs",
+    "iri",
 ]
 
 MIDDLEWARE = [
@@ -283,6 +284,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
+# IRI generation and model training run on their own queue, so heavy workers (a GPU where
+# there is one) can serve it on their own hosts: `celery -A hmix_site worker -Q iri`.
+CELERY_TASK_ROUTES = {"iri.tasks.*": {"queue": "iri"}}
 CELERY_TASK_SOFT_TIME_LIMIT = 5 * 60
 CELERY_TASK_TIME_LIMIT = 6 * 60
 # Crash safety. What a killed worker (SIGKILL, OOM, lost host) leaves behind, and who picks it

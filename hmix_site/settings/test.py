@@ -28,3 +28,6 @@ STORAGES = {
 
 # Tests never run collectstatic; the live server serves static files from the finders.
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: F405
+# seed_demo imports the committed IRI set (iri/demo_set/) instead of training and generating;
+# tests/iri/test_demo_seed.py runs the generating path once.
+HMIX_DEMO_IRIS = "committed"

@@ -10,7 +10,7 @@
   const config = JSON.parse(configEl.textContent);
   const el = (id) => document.getElementById(id);
   const POLL_MS = 1000;
-  const FINISHED = ["done", "failed"];
+  const FINISHED = ["done", "failed", "cancelled"];
 
   function render(job) {
     const percent = Math.round(100 * job.progress);
@@ -22,7 +22,9 @@
     el("job-message").textContent = job.message;
     el("job-error").textContent = job.error;
     el("job-error").hidden = job.status !== "failed";
-    el("job-retry").hidden = job.status !== "failed";
+    el("job-retry").hidden = !["failed", "cancelled"].includes(job.status);
+    // IRI jobs' pages have a cancel button, pointless once the job has ended.
+    if (el("job-cancel")) el("job-cancel").hidden = FINISHED.includes(job.status);
     el("job-done").hidden = job.status !== "done";
   }
 

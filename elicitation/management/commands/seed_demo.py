@@ -11,10 +11,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--iris",
+            choices=["auto", "generate", "committed"],
+            default=None,
+            help="IRIs of the E/F demos: generated now (needs PyTorch), the committed set, or "
+            "auto (generated when PyTorch is installed; the HMIX_DEMO_IRIS setting).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            info = demo_seed()
+            info = demo_seed(iris=options["iris"])
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         base = options["base_url"].rstrip("/")
