@@ -13,6 +13,7 @@
     done.hidden = i !== pages.length - 1;
     window.scrollTo(0, 0);
   }
+  prev.hidden = false;
   prev.addEventListener("click", () => { if (i > 0) { i -= 1; show(); } });
   next.addEventListener("click", () => { if (i < pages.length - 1) { i += 1; show(); } });
   show();
