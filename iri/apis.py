@@ -5,7 +5,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,7 @@ from analysis.apis import study_for_researcher
 from analysis.builder_apis import StrictSerializer
 from elicitation import selectors as elicitation_selectors
 from elicitation.models import ImageSet, Study
+from hmix_site.common.parsers import SafeJSONParser
 from iri import selectors, services
 from iri.models import MAX_INPUT_SIZE, MIN_INPUT_SIZE, Network
 from jobs.apis import JobOutputSerializer
@@ -115,7 +116,7 @@ class NetworkListUploadApi(APIView):
 
 
 class NetworkTrainApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
     extra_error_statuses = (503,)
 
     class InputSerializer(StrictSerializer):
@@ -163,7 +164,7 @@ class NewStudySerializer(serializers.Serializer):
 
 
 class IriGenerateApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [SafeJSONParser]
     # 404: no study of that slug; 503: no PyTorch on this server.
     extra_error_statuses = (404, 503)
 

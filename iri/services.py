@@ -62,8 +62,9 @@ MAX_STEPS: Final = 100_000
 MAX_SEEDS: Final = 20
 MAX_TARGETS: Final = 1000
 MAX_EPOCHS: Final = 500
-# The manifest's regulariser column (interfaces.md E) of each of generation's regularisers:
-# TV + image norm and transformation robustness are the "human-aligned" priors.
+# The manifest's regulariser column (docs/formats/import.md#iri-manifest) of each of
+# generation's regularisers: TV + image norm and transformation robustness are the
+# "human-aligned" priors.
 MANIFEST_REGULARISER: Final = {
     "none": "none",
     "tv-norm": "human-aligned",
