@@ -87,6 +87,7 @@ def main() -> None:
                 "name": name,
                 "train_acc": made.models[name]["train_accuracy"],
                 "robust_acc": made.models[name]["robust_accuracy"],
+                "test_acc": made.models[name]["test_accuracy"],
                 "single_s": timings["single"] * 5000 / args.steps,
                 "batch_s": timings["batch"] * 5000 / args.steps,
                 "reduction": float(np.median(reduction)),
@@ -97,6 +98,8 @@ def main() -> None:
         )
 
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    training = made.models["demo-cnn-standard"]["training"]
+    n_classes = len(made.models["demo-cnn-standard"]["classes"])
     lines = [
         f"Measured {when} UTC on {platform.machine()} with {os.cpu_count()} cores (shared with "
         f"other work: 1-minute load average {load_before:.1f} before, "
@@ -104,8 +107,12 @@ def main() -> None:
         f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} "
         "threads). Command: `.venv/bin/python bench/iri_generation.py`. The IRIs are the "
         "committed demo set (`make iri-demo-set`, iri/demo.py): both demo CNNs "
-        "(iri.cnn.SmallCNN, width 16) trained on the 64 demo shapes for 30 epochs (robust = "
-        "ℓ2 PGD, ε = 0.5, 5 steps); IRIs of each of the 8 classes' first shape, layer "
+        f"(iri.cnn.SmallCNN, width {training['width']}) trained on "
+        f"{demo.TRAIN_PER_CLASS * n_classes} generated demo shapes ({demo.TRAIN_PER_CLASS} per "
+        f"class) for {training['epochs']} epochs (robust = ℓ2 PGD, ε = {training['epsilon']}, "
+        f"{training['pgd_steps']} steps); 'test acc' is on {demo.TEST_PER_CLASS * n_classes} "
+        "held-out shapes drawn with another seed, 'acc under PGD' on the training shapes. "
+        "IRIs of each of the 8 classes' first shape, layer "
         "penultimate, 5,000 steps of η = 1.0 from the shared noise of seeds 0 and 1, no "
         f"regulariser. Seconds per IRI: the best of 3 runs of {args.steps} steps timed here "
         "on the committed model, scaled to 5,000 steps (steps cost the same); 'alone' is one "
@@ -114,14 +121,15 @@ def main() -> None:
         "their target than their start (chance 0.5); clustering = share put under their own "
         "target among 3 columns (their own and every pair of the other 7; chance 1/3).",
         "",
-        "| model | train acc | acc under PGD | s / IRI alone | s / IRI in a batch of 8 | "
-        "distance reduction (median, start / kept) | IRIs | 2AFC pixel alignment | "
-        "clustering pixel accuracy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | train acc | test acc | acc under PGD | s / IRI alone | "
+        "s / IRI in a batch of 8 | distance reduction (median, start / kept) | IRIs | "
+        "2AFC pixel alignment | clustering pixel accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['name']} | {r['train_acc']:.2f} | {r['robust_acc']:.2f} | "
+            f"| {r['name']} | {r['train_acc']:.2f} | {r['test_acc']:.2f} | "
+            f"{r['robust_acc']:.2f} | "
             f"{r['single_s']:.1f} | {r['batch_s']:.2f} | ×{r['reduction']:.1f} | {r['n']} | "
             f"{r['afc']:.2f} | {r['cluster']:.2f} |"
         )

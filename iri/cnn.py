@@ -141,6 +141,13 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(1) == y).float().mean())
 
 
+def accuracy(model: nn.Module, images: npt.NDArray[Any], labels: npt.NDArray[Any]) -> float:
+    """The share of (N, H, W, 3) images the model classifies as labelled."""
+    model.eval()
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    return _accuracy(model, to_tensor(images), y)
+
+
 def train(
     images: npt.NDArray[Any],
     labels: npt.NDArray[Any],

@@ -1,7 +1,8 @@
 """The demo's IRI studies (interfaces E and F), seeded by `seed_demo` (elicitation.demo).
 
 IRIs of the demo shapes from H-Mix's own standard and ℓ2-robust small CNNs: generated at seed
-time when PyTorch is installed (a shorter run than the method's default, iri.demo.SEED_TIME),
+time from the committed models when PyTorch is installed (a shorter run than the method's
+default, iri.demo.SEED_TIME),
 otherwise imported from the small committed set (iri/demo_set/, `make iri-demo-set`). Both
 models are also stored as the demo researcher's, so the builder can generate more from them.
 """

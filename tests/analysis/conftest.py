@@ -3,7 +3,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _worker_process(
-    queue: str, log_path: Path, extra_env: dict[str, str] | None = None
+    queue: str, log_path: Path, extra_env: dict[str, str] | None = None, *, name: str = ""
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -104,7 +104,7 @@ def _worker_process(
         "-Q",
         queue,
         "-n",
-        f"{queue}-{log_path.stem}@%h",
+        f"{name or queue}-{log_path.stem}@%h",
         "--without-heartbeat",
         "--without-gossip",
         "--without-mingle",
@@ -135,6 +135,8 @@ def celery_workers(
 ) -> Iterator[Callable[..., CeleryWorker]]:
     """Start real `celery worker` processes on the pytest test database, all consuming one queue
     of their own: `start(**extra_env)` starts one more and waits until it is ready.
+    `start(queues=("iri",))` starts one consuming only the named queues instead (a queue that
+    tasks are routed to by CELERY_TASK_ROUTES); those queues are emptied afterwards too.
 
     While the fixture is active, this process sends tasks to that queue instead of running them
     eagerly. Every worker still alive is stopped in the finaliser whatever happened, and a
@@ -144,15 +146,20 @@ def celery_workers(
     broker.flushdb()
     queue = f"hmix-test-{uuid.uuid4().hex}"
     started: list[CeleryWorker] = []
+    named_queues: set[str] = set()
     saved: dict[str, Any] = {
         key: celery_app.conf[key]
         for key in ("task_always_eager", "broker_url", "task_default_queue")
     }
 
-    def start(**extra_env: str) -> CeleryWorker:
+    def start(*, queues: Sequence[str] = (), **extra_env: str) -> CeleryWorker:
         log_path = tmp_path / f"celery-worker-{len(started) + 1}.log"
+        named_queues.update(queues)
+        consumed = ",".join(queues) or queue
         worker = CeleryWorker(
-            queue=queue, process=_worker_process(queue, log_path, extra_env), log_path=log_path
+            queue=consumed,
+            process=_worker_process(consumed, log_path, extra_env, name=queue),
+            log_path=log_path,
         )
         started.append(worker)
         request.node.stash[_WORKER_KEY] = worker
@@ -173,8 +180,9 @@ def celery_workers(
         for worker in started:
             if worker.process.poll() is None:
                 _stop(worker.process)
-        # Only this queue: the database was flushed before the first worker started.
-        broker.delete(queue, f"_kombu.binding.{queue}")
+        # Only these queues: the database was flushed before the first worker started.
+        for name in (queue, *named_queues):
+            broker.delete(name, f"_kombu.binding.{name}")
         broker.close()
 
 

@@ -10,7 +10,7 @@ from iri.models import Network
 
 # The real-worker fixture of the analysis tests (a `celery worker` process on the test
 # database), shared rather than repeated.
-from tests.analysis.conftest import celery_worker  # noqa: F401
+from tests.analysis.conftest import celery_worker, celery_workers  # noqa: F401
 
 
 @pytest.fixture

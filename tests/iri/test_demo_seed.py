@@ -58,14 +58,31 @@ def test_without_pytorch_the_demo_imports_the_committed_set(researcher, monkeypa
 
 
 def test_with_pytorch_the_demo_generates_its_iris_at_seed_time(researcher, monkeypatch):
-    # given a short budget (the real seed-time run is demo.SEED_TIME)
-    monkeypatch.setattr(demo, "SEED_TIME", demo.DemoBudget(epochs=1, pgd_steps=1, steps=3))
+    # given a short budget (the real seed-time run is demo.SEED_TIME: 300 steps from the
+    # committed models)
+    assert demo.SEED_TIME.train is False
+    monkeypatch.setattr(demo, "SEED_TIME", demo.DemoBudget(steps=3, train=False))
 
     made, origin = demo_seed.demo_iri_set(mode="generate")
     demo_seed.iri_demos_seed(user_id=researcher.id, mode="generate")
 
     assert origin == "generated"
     assert all('"steps": 3' in row["settings"] for row in made.rows)
+    assert made.model_files == demo_files.read_demo_set().model_files
     _check_seeded(researcher)
     stimulus = Stimulus.objects.filter(study__slug="demo-iri-2afc").first()
     assert stimulus.meta["seed"] in (0, 1)
+
+
+def test_the_demo_models_train_on_the_shapes_and_are_tested_on_held_out_ones():
+    # the committed set's path (make iri-demo-set), with a tiny budget
+    made = demo.demo_set(demo.DemoBudget(epochs=1, pgd_steps=1, steps=2), seeds=(0, 1))
+
+    assert set(made.model_files) == {"demo-cnn-standard", "demo-cnn-robust"}
+    for info in made.models.values():
+        assert 0.0 <= info["test_accuracy"] <= 1.0
+        assert info["training"]["epochs"] == 1
+    assert len(made.rows) == 32
+    assert all('"steps": 2' in row["settings"] for row in made.rows)
+    committed = demo_files.read_demo_set().models
+    assert all(info["test_accuracy"] >= 0.85 for info in committed.values())
