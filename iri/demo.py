@@ -6,8 +6,6 @@ Used three ways with the same code: `make iri-demo-set` writes the small committ
 `seed_demo` runs it at seed time when PyTorch is present; bench/iri_generation.py times it.
 """
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from elicitation import imaging
 from iri import cnn
 from iri import generation as g
 from iri.demo_files import DEMO_SET_DIR, MANIFEST, DemoSet, read_demo_set
+from iri.manifest_rows import manifest_csv
 
 # The models train on 24 generated shapes per class (seed 0; 192 images: on the 64 of seed_demo's
 # image set they stayed near 0.5 training accuracy after 30 epochs) and are tested on 8 more
@@ -155,31 +154,6 @@ def demo_set(budget: DemoBudget, *, seeds: Sequence[int] = SEEDS) -> DemoSet:
         elapsed = time.perf_counter() - started
         out.seconds_per_iri[name] = elapsed / (len(seeds) * len(targets))
     return out
-
-
-COLUMNS: Final = (
-    "iri",
-    "target",
-    "start",
-    "model",
-    "layer",
-    "regime",
-    "regulariser",
-    "seed",
-    "final_loss",
-    "distance",
-    "start_distance",
-    "best_step",
-    "settings",
-)
-
-
-def manifest_csv(rows: Sequence[dict[str, Any]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
 
 
 def write_demo_set(demo: DemoSet, directory: Path = DEMO_SET_DIR) -> None:

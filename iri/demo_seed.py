@@ -81,7 +81,7 @@ def iri_demos_seed(*, user_id: int, mode: str | None = None) -> tuple[tuple[Stud
         return ()  # a checkout without the committed set (only while it is being regenerated)
     made, _origin = demo_iri_set(mode=chosen)
     _networks_store(made, user_id=user_id)
-    from iri.services import manifest_csv
+    from iri.manifest_rows import manifest_csv
 
     manifest = manifest_csv(made.rows)
     seeded = []

@@ -13,7 +13,6 @@ that need them, after torch_require() has said clearly what is missing if it is 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -33,6 +32,7 @@ from PIL import Image
 from elicitation import builder_services, imaging, selectors
 from elicitation.models import ImageSet, SourceImage, Stimulus, StimulusImage, Study
 from hmix_site.common.exceptions import ApplicationError
+from iri.manifest_rows import manifest_csv
 from iri.models import MAX_INPUT_SIZE, MIN_INPUT_SIZE, Network
 from iri.tasks import iri_generate_job_run as iri_generate_job_run_task
 from iri.tasks import network_train_job_run as network_train_job_run_task
@@ -590,32 +590,6 @@ def iri_generate(
                 }
             )
     return _Outputs(files=files, rows=rows, extras=extras)
-
-
-MANIFEST_COLUMNS: Final = (
-    "iri",
-    "target",
-    "start",
-    "model",
-    "layer",
-    "regime",
-    "regulariser",
-    "seed",
-    "final_loss",
-    "distance",
-    "start_distance",
-    "best_step",
-    "settings",
-)
-
-
-def manifest_csv(rows: Sequence[dict[str, Any]]) -> bytes:
-    """The IRI manifest (the importer's columns, then the generation's own)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode()
 
 
 @transaction.atomic

@@ -300,10 +300,10 @@ def test_bare_note_names_are_found_and_docs_paths_are_not() -> None:
 def test_outside_reference_finder_flags_paths_outside_the_repository() -> None:
     # given
     text = (
-        "see " + ".." + "/shared/design/notes.md, or /" + "work/main/x.py, "
+        "see " + ".." + "/shared" + "/design/notes.md, or /" + "work/main/x.py, "
         "or /" + "home/alice/x; not docs/methods/soft-labels.md"
     )
     # when
     hits = outside_references(text)
     # then
-    assert hits == ["../shared", "/work/", "shared/design", "/home/a"]
+    assert hits == [".." + "/shared", "/" + "work/", "shared" + "/design", "/" + "home/a"]
